@@ -1,0 +1,67 @@
+/**
+ * The seam between the core pipeline and the backends that compute vectors.
+ * Backends know nothing of HTTP, tenants or the cache: they turn inputs into full-dimension
+ * float32 vectors and say how many tokens each input cost.
+ */
+
+/** One input as the caller sent it: text, or token ids in the model's own vocabulary. */
+export type EmbedInput = { kind: 'text'; text: string } | { kind: 'tokens'; ids: number[] };
+
+/** How a shorter `dimensions` vector is derived from the stored full vector. */
+export type DimensionsMethod =
+  /** nomic v1.5 (Matryoshka): layer norm without affine, truncate, L2-normalise. */
+  | 'layernorm-truncate'
+  /** OpenAI text-embedding-3: truncate, L2-normalise. */
+  | 'truncate'
+  /** The model does not support `dimensions`. */
+  | 'none';
+
+/** nomic's task prefixes, selected by `task_type` or a model alias. */
+export const TASK_TYPES = ['search_document', 'search_query', 'clustering', 'classification'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+
+/** A model as the core sees it, whichever backend serves it. */
+export interface ModelSpec {
+  /** The id clients send as `model` (an alias has its own spec). */
+  id: string;
+  /** The id under which vectors are cached: aliases of one model share it. */
+  cacheModel: string;
+  /** Changes when the vectors would change (weights, pipeline): part of the cache key. */
+  version: string;
+  /** Full output dimension, or null when only the first response tells (upstream models). */
+  dimensions: number | null;
+  /** Per-input token limit. */
+  maxInputTokens: number;
+  dimensionsMethod: DimensionsMethod;
+  /** Task prefix applied by this model id (aliases bind one); null where prefixes do not apply. */
+  defaultTaskType: TaskType | null;
+  /** For /v1/models. */
+  ownedBy: string;
+  created: number;
+}
+
+export interface EmbedOptions {
+  /** nomic task type; ignored by backends without task prefixes. */
+  taskType?: TaskType | null;
+  /** The caller went away or timed out: drop queued work. */
+  signal?: AbortSignal;
+}
+
+export interface EmbedResult {
+  /** One full-dimension vector per input, in input order. */
+  vectors: Float32Array[];
+  /** Tokens counted per input, in input order. */
+  tokens: number[];
+}
+
+export interface Embedder {
+  /** Short name for logs and metrics, e.g. `onnx` or `upstream`. */
+  readonly name: string;
+  /** The models this backend serves. */
+  models(): ModelSpec[];
+  /** Computes vectors for `inputs` with the model `model` (a ModelSpec id). */
+  embed(model: string, inputs: EmbedInput[], options?: EmbedOptions): Promise<EmbedResult>;
+  /** True when the backend can serve (model loaded, upstream configured). */
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
