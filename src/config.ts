@@ -1,0 +1,154 @@
+import { z } from 'zod';
+
+/**
+ * Configuration is read from the environment once, at start-up, validated here, and passed
+ * down. Nothing below this file reads process.env.
+ */
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: port.default(8080),
+  DATA_DIR: z.string().min(1).default('./.embedding-cache'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATABASE_POOL_SIZE: positiveInt.default(10),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  UPSTREAM_BASE_URL: z.url({ message: 'must be a URL such as https://api.example.com/v1' }).optional(),
+  UPSTREAM_API_KEY: z.string().min(1).optional(),
+  /** Models forwarded to the default upstream. */
+  UPSTREAM_MODELS: list.default(['text-embedding-3-small', 'text-embedding-3-large', 'text-embedding-ada-002']),
+  /** Most inputs per upstream call; bigger requests are split. */
+  UPSTREAM_MAX_BATCH: positiveInt.max(2048).default(2048),
+  UPSTREAM_TIMEOUT_MS: positiveInt.default(60_000),
+  UPSTREAM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  MODEL_DIR: list.optional(),
+  EMBED_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
+  EMBED_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  EMBED_THREADS: z.coerce.number().int().min(0).default(0),
+  EMBED_MAX_BATCH_TOKENS: positiveInt.default(16_384),
+  EMBED_MAX_WAIT_MS: z.coerce.number().min(0).default(2),
+  EMBED_MAX_QUEUE: positiveInt.default(10_000),
+  EMBED_TIMEOUT_MS: positiveInt.default(60_000),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  MASTER_KEY: z.string().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** OpenAI's limit; configurable. */
+  MAX_INPUTS: positiveInt.default(2048),
+  /** Request body limit in bytes. */
+  BODY_LIMIT: positiveInt.default(32 * 1024 * 1024),
+  /** In-process hot cache in front of Postgres, in megabytes (0 disables it). */
+  HOT_CACHE_MB: z.coerce.number().min(0).default(256),
+  /** Seconds a verified API key stays cached in-process (revocation elsewhere takes this long). */
+  AUTH_CACHE_TTL_S: z.coerce.number().min(0).default(30),
+  /** Days an unused cache row lives (0 = forever). */
+  CACHE_TTL_DAYS: z.coerce.number().min(0).default(0),
+  /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
+  AUTH_DISABLED: bool.default(false),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  databasePoolSize: number;
+  redisUrl: string | undefined;
+  upstream: {
+    baseUrl: string | undefined;
+    apiKey: string | undefined;
+    models: string[];
+    maxBatch: number;
+    timeoutMs: number;
+    maxRetries: number;
+  };
+  local: {
+    modelDirs: string[];
+    device: 'cpu' | 'cuda';
+    deviceId: number;
+    threads: number;
+    maxBatchTokens: number;
+    maxWaitMs: number;
+    maxQueue: number;
+    timeoutMs: number;
+  };
+  adminToken: string | undefined;
+  masterKey: string | undefined;
+  logLevel: Env['LOG_LEVEL'];
+  maxInputs: number;
+  bodyLimit: number;
+  hotCacheBytes: number;
+  authCacheTtlMs: number;
+  cacheTtlDays: number;
+  authDisabled: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Validates an environment (process.env by default) into a Config, or throws ConfigError naming every bad value. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset", as in most shells' `FOO= cmd`.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(cleaned[String(i.path[0])] ?? null)})`));
+  }
+  const e = parsed.data;
+  if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) {
+    throw new ConfigError(['UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither']);
+  }
+  return {
+    host: e.HOST,
+    port: e.PORT,
+    dataDir: e.DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    redisUrl: e.REDIS_URL,
+    upstream: {
+      baseUrl: e.UPSTREAM_BASE_URL,
+      apiKey: e.UPSTREAM_API_KEY,
+      models: e.UPSTREAM_MODELS,
+      maxBatch: e.UPSTREAM_MAX_BATCH,
+      timeoutMs: e.UPSTREAM_TIMEOUT_MS,
+      maxRetries: e.UPSTREAM_MAX_RETRIES,
+    },
+    local: {
+      modelDirs: e.MODEL_DIR ?? [],
+      device: e.EMBED_DEVICE,
+      deviceId: e.EMBED_DEVICE_ID,
+      threads: e.EMBED_THREADS,
+      maxBatchTokens: e.EMBED_MAX_BATCH_TOKENS,
+      maxWaitMs: e.EMBED_MAX_WAIT_MS,
+      maxQueue: e.EMBED_MAX_QUEUE,
+      timeoutMs: e.EMBED_TIMEOUT_MS,
+    },
+    adminToken: e.ADMIN_TOKEN,
+    masterKey: e.MASTER_KEY,
+    logLevel: e.LOG_LEVEL,
+    maxInputs: e.MAX_INPUTS,
+    bodyLimit: e.BODY_LIMIT,
+    hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
+    authCacheTtlMs: e.AUTH_CACHE_TTL_S * 1000,
+    cacheTtlDays: e.CACHE_TTL_DAYS,
+    authDisabled: e.AUTH_DISABLED,
+  };
+}

@@ -1,0 +1,240 @@
+import type { Logger } from '../log.js';
+import type { Sql } from '../store/db.js';
+import { insertVectors, lookupVectors, recordHits, type CacheScope, type HitCount, type NewRow } from '../store/embeddings.js';
+import { addUsage, type UsageDelta } from '../store/usage.js';
+import { PUBLIC_TENANT_ID } from '../store/tenants.js';
+import { Accumulator } from './accumulator.js';
+import { cacheScope, inputHash, memoryKey } from './cache-key.js';
+import { vectorToBytes } from './codec.js';
+import { ApiError } from './errors.js';
+import type { CachedVector, HotCache } from './hot-cache.js';
+import type { ModelRegistry } from './models.js';
+import type { TenantContext } from './tenant.js';
+import type { EmbedInput, Embedder, ModelSpec, TaskType } from './types.js';
+
+export interface EmbedRequest {
+  model: string;
+  inputs: EmbedInput[];
+  taskType?: TaskType | null;
+}
+
+export interface EmbeddedItem extends CachedVector {
+  /** Served from the cache (in-process or Postgres) rather than computed for this request. */
+  cached: boolean;
+}
+
+export interface EmbedOutcome {
+  spec: ModelSpec;
+  items: EmbeddedItem[];
+  hits: number;
+  promptTokens: number;
+}
+
+export interface EmbedServiceDeps {
+  sql: Sql;
+  registry: ModelRegistry;
+  hot: HotCache;
+  logger: Logger;
+  /** How often batched hit counters and usage are written. */
+  flushIntervalMs?: number;
+}
+
+/**
+ * The request pipeline, in one place: key -> in-process cache -> one Postgres lookup for the
+ * rest -> coalesced compute of what is still missing -> one insert -> usage accounting.
+ */
+export class EmbedService {
+  /** Misses being computed now, by memory key: identical concurrent misses compute once. */
+  private readonly inflight = new Map<string, Promise<CachedVector>>();
+  private readonly hitCounts: Accumulator<HitCount>;
+  private readonly usage: Accumulator<UsageDelta>;
+
+  constructor(private readonly deps: EmbedServiceDeps) {
+    const intervalMs = deps.flushIntervalMs ?? 2000;
+    this.hitCounts = new Accumulator<HitCount>({
+      name: 'hits',
+      intervalMs,
+      merge: (a, b) => void (a.hits += b.hits),
+      write: (batch) => recordHits(deps.sql, batch),
+      logger: deps.logger,
+    });
+    this.usage = new Accumulator<UsageDelta>({
+      name: 'usage',
+      intervalMs,
+      merge: (a, b) => {
+        a.requests += b.requests;
+        a.inputs += b.inputs;
+        a.hits += b.hits;
+        a.misses += b.misses;
+        a.promptTokens += b.promptTokens;
+        a.backendMs += b.backendMs;
+      },
+      write: (batch) => addUsage(deps.sql, batch),
+      logger: deps.logger,
+    });
+  }
+
+  async embed(tenant: TenantContext, req: EmbedRequest): Promise<EmbedOutcome> {
+    const resolved = this.deps.registry.resolve(req.model);
+    if (!resolved) throw ApiError.modelNotFound(req.model);
+    const { spec, backend } = resolved;
+    const taskType = spec.defaultTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
+    const scope = cacheScope(spec, taskType);
+    const readTenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
+
+    // Unique inputs of this request, by hash; `slots` maps each input to its unique entry.
+    const unique = new Map<string, { hash: Buffer; input: EmbedInput; value?: CachedVector; cached: boolean }>();
+    const slots: string[] = new Array(req.inputs.length);
+    for (let i = 0; i < req.inputs.length; i++) {
+      const hash = inputHash(req.inputs[i]);
+      const k = memoryKey(tenant.id, scope, hash);
+      slots[i] = k;
+      if (!unique.has(k)) unique.set(k, { hash, input: req.inputs[i], cached: false });
+    }
+
+    // 1. In-process hot cache.
+    const toLookup: { key: string; hash: Buffer }[] = [];
+    for (const [key, u] of unique) {
+      const hit = this.hotGet(readTenants, scope, u.hash);
+      if (hit) {
+        u.value = hit.value;
+        u.cached = true;
+        this.countHit(hit.tenantId, scope, u.hash);
+      } else {
+        toLookup.push({ key, hash: u.hash });
+      }
+    }
+
+    // 2. One Postgres round trip for everything the hot cache did not have.
+    if (toLookup.length > 0) {
+      const found = await lookupVectors(this.deps.sql, readTenants, scope, toLookup.map((m) => m.hash));
+      // Own rows win over the public pool's.
+      found.sort((a, b) => (a.tenantId === tenant.id ? 1 : 0) - (b.tenantId === tenant.id ? 1 : 0));
+      const byHash = new Map<string, (typeof found)[number]>();
+      for (const row of found) byHash.set(row.inputHash.toString('base64'), row);
+      for (const m of toLookup) {
+        const row = byHash.get(m.hash.toString('base64'));
+        if (!row) continue;
+        const u = unique.get(m.key)!;
+        u.value = { bytes: row.vector, tokens: row.tokens };
+        u.cached = true;
+        this.deps.hot.set(memoryKey(row.tenantId, scope, m.hash), u.value);
+        this.countHit(row.tenantId, scope, m.hash);
+      }
+    }
+
+    // 3. Compute what is still missing, once per key across concurrent requests.
+    const started = performance.now();
+    const waits: Promise<void>[] = [];
+    const mine: { key: string; hash: Buffer; input: EmbedInput }[] = [];
+    for (const [key, u] of unique) {
+      if (u.value) continue;
+      const running = this.inflight.get(key);
+      if (running) {
+        waits.push(running.then((v) => void (u.value = v)));
+      } else {
+        mine.push({ key, hash: u.hash, input: u.input });
+      }
+    }
+    if (mine.length > 0) waits.push(this.compute(tenant, spec, backend, scope, taskType, mine, unique));
+    let backendMs = 0;
+    if (waits.length > 0) {
+      await Promise.all(waits);
+      backendMs = performance.now() - started;
+    }
+
+    // 4. Reassemble in request order and account.
+    let hits = 0;
+    let promptTokens = 0;
+    const items: EmbeddedItem[] = new Array(req.inputs.length);
+    for (let i = 0; i < slots.length; i++) {
+      const u = unique.get(slots[i])!;
+      items[i] = { bytes: u.value!.bytes, tokens: u.value!.tokens, cached: u.cached };
+      if (u.cached) hits++;
+      promptTokens += u.value!.tokens;
+    }
+    this.recordUsage(tenant.id, scope.model, {
+      requests: 1,
+      inputs: items.length,
+      hits,
+      misses: items.length - hits,
+      promptTokens,
+      backendMs,
+    });
+    return { spec, items, hits, promptTokens };
+  }
+
+  /** Runs the backend for `mine`, shares the result with concurrent waiters, and stores it. */
+  private async compute(
+    tenant: TenantContext,
+    spec: ModelSpec,
+    backend: Embedder,
+    scope: CacheScope,
+    taskType: TaskType | null,
+    mine: { key: string; hash: Buffer; input: EmbedInput }[],
+    unique: Map<string, { value?: CachedVector }>,
+  ): Promise<void> {
+    const batch = backend.embed(spec.id, mine.map((m) => m.input), { taskType }).then((res) => {
+      if (res.vectors.length !== mine.length) {
+        throw ApiError.internal(`backend returned ${res.vectors.length} vectors for ${mine.length} inputs`);
+      }
+      return res.vectors.map((v, i): CachedVector => ({ bytes: vectorToBytes(v), tokens: res.tokens[i] ?? 0 }));
+    });
+    mine.forEach((m, i) => {
+      const p = batch.then((r) => r[i]);
+      p.catch(() => {}); // a waiter-less key must not raise an unhandled rejection
+      this.inflight.set(m.key, p);
+    });
+    try {
+      const values = await batch;
+      const writeTenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
+      const rows: NewRow[] = [];
+      mine.forEach((m, i) => {
+        unique.get(m.key)!.value = values[i];
+        for (const t of writeTenants) {
+          rows.push({ tenantId: t, inputHash: m.hash, vector: values[i].bytes, tokens: values[i].tokens });
+          this.deps.hot.set(memoryKey(t, scope, m.hash), values[i]);
+        }
+      });
+      try {
+        await insertVectors(this.deps.sql, scope, rows);
+      } catch (err) {
+        // The caller still gets correct vectors; the next request recomputes and retries the write.
+        this.deps.logger.error({ err, rows: rows.length }, 'storing computed vectors failed');
+      }
+    } finally {
+      for (const m of mine) this.inflight.delete(m.key);
+    }
+  }
+
+  private hotGet(tenants: number[], scope: CacheScope, hash: Buffer): { value: CachedVector; tenantId: number } | undefined {
+    for (const t of tenants) {
+      const value = this.deps.hot.get(memoryKey(t, scope, hash));
+      if (value) return { value, tenantId: t };
+    }
+    return undefined;
+  }
+
+  private countHit(tenantId: number, scope: CacheScope, inputHash: Buffer): void {
+    this.hitCounts.add(memoryKey(tenantId, scope, inputHash), { tenantId, scope, inputHash, hits: 1 });
+  }
+
+  private recordUsage(tenantId: number, model: string, d: Omit<UsageDelta, 'tenantId' | 'day' | 'model'>): void {
+    const day = new Date().toISOString().slice(0, 10);
+    this.usage.add(`${tenantId}|${day}|${model}`, { tenantId, day, model, ...d });
+  }
+
+  /** Writes pending counters now (stats readers want fresh numbers). */
+  async flush(): Promise<void> {
+    await Promise.all([this.hitCounts.flush(), this.usage.flush()]);
+  }
+
+  /** Drops in-process cached rows (after a clear). */
+  dropHotCache(): void {
+    this.deps.hot.clear();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.hitCounts.close(), this.usage.close()]);
+  }
+}

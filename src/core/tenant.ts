@@ -1,0 +1,8 @@
+/** Who a request is for: set by auth, carried through the pipeline. */
+export interface TenantContext {
+  id: number;
+  name: string;
+  tier: string;
+  /** Opted in to the shared `public` pool (read-through, write-through). */
+  sharePublic: boolean;
+}

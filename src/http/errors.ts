@@ -1,0 +1,39 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { ApiError } from '../core/errors.js';
+
+/** Every error leaves as OpenAI's `{error:{message,type,param,code}}` with a fitting status. */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | ApiError | Error, request, reply) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) request.log.error({ err }, 'request failed');
+    else request.log.info({ status: apiError.status, code: apiError.code, message: apiError.message }, 'request refused');
+    void reply.code(apiError.status).headers(apiError.headers).send(apiError.toBody());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const e = new ApiError(404, 'invalid_request_error', `Invalid URL (${request.method} ${request.url}).`, null, 'not_found');
+    void reply.code(404).send(e.toBody());
+  });
+}
+
+function toApiError(err: FastifyError | ApiError | Error): ApiError {
+  if (err instanceof ApiError) return err;
+  const fe = err as FastifyError;
+  switch (fe.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return ApiError.invalid(
+        'We could not parse the JSON body of your request. (HINT: This likely means you aren\'t using your HTTP library correctly. The OpenAI API expects a JSON payload.)',
+      );
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError(413, 'invalid_request_error', 'The request body is too large. Send fewer or shorter inputs per request.', null, 'request_too_large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(415, 'invalid_request_error', 'Unsupported Content-Type: send the body as application/json.', null, 'unsupported_media_type');
+  }
+  if (err instanceof SyntaxError || fe.statusCode === 400) {
+    return ApiError.invalid(`We could not parse the JSON body of your request: ${err.message}`);
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new ApiError(fe.statusCode, 'invalid_request_error', err.message);
+  }
+  return ApiError.internal('The server had an error while processing your request. Sorry about that! Retry, and check the server log with the x-request-id.');
+}

@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import { bytesToVector } from '../../core/codec.js';
+import { deriveDimensions } from '../../core/dimensions.js';
+import { ApiError } from '../../core/errors.js';
+import type { EmbeddedItem } from '../../core/embed-service.js';
+import type { DimensionsMethod } from '../../core/types.js';
+import { countRows } from '../../store/embeddings.js';
+import { usageForTenant } from '../../store/usage.js';
+import { EmbedBatchBody, EmbedBody, parseBody } from '../schemas.js';
+import { cacheHeader, checkDimensions } from './openai.js';
+
+/** Native routes: POST /embed, POST /embed/batch, GET /stats. */
+export async function nativeRoutes(app: FastifyInstance): Promise<void> {
+  const { registry, embeddings, config, db } = app.services;
+
+  const run = async (request: { tenant: Parameters<typeof embeddings.embed>[0] }, model: string | undefined, texts: string[], dims: number | undefined, taskType: EmbedBody['task_type']) => {
+    if (texts.length > config.maxInputs) throw ApiError.invalid(`At most ${config.maxInputs} texts per request.`, 'texts');
+    const id = model ?? registry.defaultModel();
+    if (!id) throw ApiError.invalid('No model is configured on this server; pass `model`.', 'model');
+    const resolved = registry.resolve(id);
+    if (!resolved) throw ApiError.modelNotFound(id);
+    checkDimensions(resolved.spec, dims);
+    const outcome = await embeddings.embed(request.tenant, { model: id, inputs: texts.map((text) => ({ kind: 'text', text })), taskType });
+    return { outcome, vectors: outcome.items.map((it) => toArray(it, dims, resolved.spec.dimensionsMethod)) };
+  };
+
+  app.post('/embed', async (request, reply) => {
+    const body = parseBody(EmbedBody, request.body);
+    const { outcome, vectors } = await run(request, body.model, [body.text], body.dimensions, body.task_type);
+    void reply.header('x-cache', cacheHeader(outcome));
+    return { embedding: vectors[0], cached: outcome.items[0].cached, dimensions: vectors[0].length, model: outcome.spec.id };
+  });
+
+  app.post('/embed/batch', async (request, reply) => {
+    const body = parseBody(EmbedBatchBody, request.body);
+    const { outcome, vectors } = await run(request, body.model, body.texts, body.dimensions, body.task_type);
+    void reply.header('x-cache', cacheHeader(outcome));
+    return {
+      embeddings: vectors,
+      cached: outcome.items.map((i) => i.cached),
+      cache_hits: outcome.hits,
+      dimensions: vectors[0].length,
+      model: outcome.spec.id,
+    };
+  });
+
+  app.get('/stats', async (request) => {
+    await embeddings.flush();
+    const [usage, stored] = await Promise.all([usageForTenant(db.sql, request.tenant.id), countRows(db.sql, request.tenant.id)]);
+    const sum = (k: 'requests' | 'inputs' | 'hits' | 'misses' | 'promptTokens') => usage.reduce((a, u) => a + u[k], 0);
+    const hits = sum('hits');
+    const misses = sum('misses');
+    return {
+      tenant: request.tenant.name,
+      requests: sum('requests'),
+      inputs: sum('inputs'),
+      hits,
+      misses,
+      hit_ratio: hits + misses > 0 ? hits / (hits + misses) : 0,
+      prompt_tokens: sum('promptTokens'),
+      stored_rows: stored.rows,
+      stored_bytes: stored.bytes,
+      by_day: usage.map((u) => ({ day: u.day, model: u.model, requests: u.requests, inputs: u.inputs, hits: u.hits, misses: u.misses, prompt_tokens: u.promptTokens, backend_ms: Math.round(u.backendMs) })),
+    };
+  });
+}
+
+function toArray(item: EmbeddedItem, dims: number | undefined, method: DimensionsMethod): number[] {
+  const full = bytesToVector(item.bytes);
+  return Array.from(dims === undefined ? full : deriveDimensions(full, dims, method));
+}

@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify';
+import { encodeEmbeddingsResponse } from '../../core/encode.js';
+import { ApiError } from '../../core/errors.js';
+import type { EmbedOutcome } from '../../core/embed-service.js';
+import type { ModelSpec } from '../../core/types.js';
+import { EmbeddingsBody, parseBody, parseInput } from '../schemas.js';
+
+/** OpenAI-compatible routes: POST /embeddings, GET /models, GET /models/:id. */
+export async function openaiRoutes(app: FastifyInstance): Promise<void> {
+  const { registry, embeddings, config } = app.services;
+
+  app.post('/embeddings', async (request, reply) => {
+    const body = parseBody(EmbeddingsBody, request.body);
+    const inputs = parseInput(body.input, config.maxInputs);
+    const resolved = registry.resolve(body.model);
+    if (!resolved) throw ApiError.modelNotFound(body.model);
+    checkDimensions(resolved.spec, body.dimensions);
+    const outcome = await embeddings.embed(request.tenant, { model: body.model, inputs, taskType: body.task_type });
+    const full = outcome.items[0].bytes.length / 4;
+    if (body.dimensions !== undefined && body.dimensions > full) throw tooManyDimensions(body.model, full);
+    void reply.header('x-cache', cacheHeader(outcome)).type('application/json');
+    return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, body.encoding_format ?? 'float', body.dimensions, outcome.spec.dimensionsMethod);
+  });
+
+  app.get('/models', async () => ({ object: 'list', data: registry.list().map(modelObject) }));
+
+  app.get<{ Params: { id: string } }>('/models/:id', async (request) => {
+    const m = registry.resolve(request.params.id);
+    if (!m) throw ApiError.modelNotFound(request.params.id);
+    return modelObject(m.spec);
+  });
+}
+
+/** Refuses a `dimensions` the model cannot give, before any work is done. */
+export function checkDimensions(spec: ModelSpec, dims: number | undefined): void {
+  if (dims === undefined) return;
+  if (spec.dimensionsMethod === 'none' && dims !== spec.dimensions) {
+    throw ApiError.invalid(`This model (${spec.id}) does not support specifying dimensions.`, 'dimensions');
+  }
+  if (spec.dimensions !== null && dims > spec.dimensions) throw tooManyDimensions(spec.id, spec.dimensions);
+}
+
+function tooManyDimensions(model: string, full: number): ApiError {
+  return ApiError.invalid(`dimensions must be at most ${full} for ${model}.`, 'dimensions');
+}
+
+export function cacheHeader(o: EmbedOutcome): 'hit' | 'miss' | 'partial' {
+  return o.hits === o.items.length ? 'hit' : o.hits === 0 ? 'miss' : 'partial';
+}
+
+function modelObject(spec: ModelSpec) {
+  return { id: spec.id, object: 'model', created: spec.created, owned_by: spec.ownedBy };
+}

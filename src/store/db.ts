@@ -1,0 +1,95 @@
+import { mkdir, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import postgres from 'postgres';
+import type { Logger } from '../log.js';
+
+export type Sql = postgres.Sql;
+
+export interface Database {
+  sql: Sql;
+  /** `postgres` for a server at DATABASE_URL, `embedded` for PGlite under DATA_DIR. */
+  kind: 'postgres' | 'embedded';
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string;
+  dataDir: string;
+  poolSize: number;
+  logger: Logger;
+}
+
+/**
+ * One pool for the process. Without DATABASE_URL an embedded PGlite (file-backed under
+ * DATA_DIR) is served on a loopback socket, so the same postgres.js code and SQL run on both.
+ */
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  if (opts.databaseUrl) {
+    const sql = connect(opts.databaseUrl, opts.poolSize);
+    return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
+  }
+  const dataDir = path.resolve(opts.dataDir);
+  await mkdir(dataDir, { recursive: true });
+  // The embedded database is served on a unix socket in DATA_DIR, so a second process (the
+  // CLI while the server runs) shares it instead of failing to open the same files.
+  const socketPath = path.join(dataDir, '.s.PGSQL.5432');
+  if (await answers(socketPath)) {
+    const sql = connectSocket(socketPath);
+    return { sql, kind: 'embedded', close: () => sql.end({ timeout: 5 }) };
+  }
+  await rm(socketPath, { force: true });
+  const dir = path.join(dataDir, 'pgdata');
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
+  let db;
+  try {
+    db = await PGlite.create(dir);
+  } catch (err) {
+    throw new Error(
+      `Could not open the embedded Postgres in ${dir} (${(err as Error).message}). ` +
+        'Is another embedding-cache using this DATA_DIR? Stop it, or set DATA_DIR or DATABASE_URL.',
+    );
+  }
+  const server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 8 });
+  await server.start();
+  opts.logger.info({ dir }, 'embedded Postgres (PGlite) started');
+  // PGlite executes one query at a time: one connection from this process.
+  const sql = connectSocket(socketPath);
+  return {
+    sql,
+    kind: 'embedded',
+    async close() {
+      await sql.end({ timeout: 5 });
+      await server.stop();
+      await db.close();
+      await rm(socketPath, { force: true });
+    },
+  };
+}
+
+function connectSocket(socketPath: string): Sql {
+  return postgres({ path: socketPath, user: 'postgres', database: 'postgres', max: 1, onnotice: () => {}, prepare: true });
+}
+
+/** True when something accepts connections on the unix socket (a live embedded server). */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function connect(url: string, max: number): Sql {
+  return postgres(url, {
+    max,
+    onnotice: () => {},
+    // Server-side prepared statements: every hot query is parsed once per connection.
+    prepare: true,
+    connection: { application_name: 'embedding-cache' },
+  });
+}

@@ -1,0 +1,92 @@
+import type { Sql } from './db.js';
+
+/** Identifies one model variant's rows: vectors of different variants never mix. */
+export interface CacheScope {
+  model: string;
+  modelVersion: string;
+}
+
+export interface StoredVector {
+  tenantId: number;
+  inputHash: Buffer;
+  /** Full-dimension little-endian float32 bytes. */
+  vector: Buffer;
+  tokens: number;
+}
+
+export interface NewRow {
+  tenantId: number;
+  inputHash: Buffer;
+  vector: Buffer;
+  tokens: number;
+}
+
+/** All requested hashes of one scope in one round trip, across the given tenants (own + public). */
+export async function lookupVectors(
+  sql: Sql,
+  tenantIds: number[],
+  scope: CacheScope,
+  hashes: Buffer[],
+): Promise<StoredVector[]> {
+  const rows = await sql<{ tenant_id: string; input_hash: Buffer; vector: Buffer; tokens: number }[]>`
+    SELECT tenant_id, input_hash, vector, tokens FROM embeddings
+    WHERE tenant_id = ANY(${tenantIds}::bigint[])
+      AND model = ${scope.model} AND model_version = ${scope.modelVersion}
+      AND input_hash = ANY(${sql.array(hashes, 17)})`;
+  return rows.map((r) => ({ tenantId: Number(r.tenant_id), inputHash: r.input_hash, vector: r.vector, tokens: r.tokens }));
+}
+
+/** Writes new rows in one round trip; a row already there (a concurrent writer) is kept. */
+export async function insertVectors(sql: Sql, scope: CacheScope, rows: NewRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const values = rows.map((r) => ({
+    tenant_id: r.tenantId,
+    model: scope.model,
+    model_version: scope.modelVersion,
+    input_hash: r.inputHash,
+    dims: r.vector.length / 4,
+    vector: r.vector,
+    tokens: r.tokens,
+  }));
+  await sql`INSERT INTO embeddings ${sql(values)} ON CONFLICT DO NOTHING`;
+}
+
+export interface HitCount {
+  tenantId: number;
+  scope: CacheScope;
+  inputHash: Buffer;
+  hits: number;
+}
+
+/** Adds batched hit counts and touches last_hit_at (eviction order). */
+export async function recordHits(sql: Sql, counts: HitCount[]): Promise<void> {
+  if (counts.length === 0) return;
+  await sql`
+    UPDATE embeddings e SET hits = e.hits + v.n, last_hit_at = now()
+    FROM (SELECT unnest(${counts.map((c) => c.tenantId)}::bigint[]) AS t,
+                 unnest(${counts.map((c) => c.scope.model)}::text[]) AS m,
+                 unnest(${counts.map((c) => c.scope.modelVersion)}::text[]) AS mv,
+                 unnest(${sql.array(counts.map((c) => c.inputHash), 17)}) AS h,
+                 unnest(${counts.map((c) => c.hits)}::bigint[]) AS n) v
+    WHERE e.tenant_id = v.t AND e.model = v.m AND e.model_version = v.mv AND e.input_hash = v.h`;
+}
+
+export async function countRows(sql: Sql, tenantId: number): Promise<{ rows: number; bytes: number }> {
+  const [r] = await sql<{ rows: string; bytes: string | null }[]>`
+    SELECT count(*) AS rows, sum(octet_length(vector)) AS bytes FROM embeddings WHERE tenant_id = ${tenantId}`;
+  return { rows: Number(r.rows), bytes: Number(r.bytes ?? 0) };
+}
+
+/** Deletes a tenant's rows (optionally one model's); returns how many. */
+export async function clearRows(sql: Sql, tenantId: number, model?: string): Promise<number> {
+  const r = await sql`
+    DELETE FROM embeddings WHERE tenant_id = ${tenantId}
+      AND (${model ?? null}::text IS NULL OR model = ${model ?? null})`;
+  return r.count;
+}
+
+/** Drops rows not hit for `days` days. */
+export async function expireRows(sql: Sql, days: number): Promise<number> {
+  const r = await sql`DELETE FROM embeddings WHERE last_hit_at < now() - make_interval(days => ${days})`;
+  return r.count;
+}

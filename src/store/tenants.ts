@@ -1,0 +1,71 @@
+import type { Sql } from './db.js';
+
+export interface Tenant {
+  id: number;
+  name: string;
+  tier: string;
+  sharePublic: boolean;
+  createdAt: Date;
+}
+
+/** The shared pool's tenant id (see migrations/001_init.sql). */
+export const PUBLIC_TENANT_ID = 0;
+
+interface TenantRow {
+  id: string;
+  name: string;
+  tier: string;
+  share_public: boolean;
+  created_at: Date;
+}
+
+const toTenant = (r: TenantRow): Tenant => ({
+  id: Number(r.id),
+  name: r.name,
+  tier: r.tier,
+  sharePublic: r.share_public,
+  createdAt: r.created_at,
+});
+
+export async function findTenantByName(sql: Sql, name: string): Promise<Tenant | null> {
+  const rows = await sql<TenantRow[]>`SELECT * FROM tenants WHERE name = ${name}`;
+  return rows[0] ? toTenant(rows[0]) : null;
+}
+
+/** Returns the tenant called `name`, creating it (with `tier`) if it does not exist. */
+export async function ensureTenant(sql: Sql, name: string, tier = 'free'): Promise<Tenant> {
+  const rows = await sql<TenantRow[]>`
+    INSERT INTO tenants (name, tier) VALUES (${name}, ${tier})
+    ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+    RETURNING *`;
+  return toTenant(rows[0]);
+}
+
+export async function listTenants(sql: Sql): Promise<Tenant[]> {
+  const rows = await sql<TenantRow[]>`SELECT * FROM tenants WHERE id <> 0 ORDER BY id`;
+  return rows.map(toTenant);
+}
+
+export async function updateTenant(
+  sql: Sql,
+  name: string,
+  patch: { tier?: string; sharePublic?: boolean },
+): Promise<Tenant | null> {
+  const rows = await sql<TenantRow[]>`
+    UPDATE tenants SET
+      tier = COALESCE(${patch.tier ?? null}, tier),
+      share_public = COALESCE(${patch.sharePublic ?? null}, share_public)
+    WHERE name = ${name} AND id <> 0
+    RETURNING *`;
+  return rows[0] ? toTenant(rows[0]) : null;
+}
+
+/** Deletes a tenant, its keys, usage and cache rows. */
+export async function deleteTenant(sql: Sql, name: string): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const rows = await tx<{ id: string }[]>`DELETE FROM tenants WHERE name = ${name} AND id <> 0 RETURNING id`;
+    if (!rows[0]) return false;
+    await tx`DELETE FROM embeddings WHERE tenant_id = ${rows[0].id}`;
+    return true;
+  });
+}

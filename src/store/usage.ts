@@ -1,0 +1,67 @@
+import type { Sql } from './db.js';
+
+export interface UsageDelta {
+  tenantId: number;
+  day: string; // YYYY-MM-DD (UTC)
+  model: string;
+  requests: number;
+  inputs: number;
+  hits: number;
+  misses: number;
+  promptTokens: number;
+  backendMs: number;
+}
+
+/** Adds many deltas in one statement. */
+export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
+  if (deltas.length === 0) return;
+  const values = deltas.map((d) => ({
+    tenant_id: d.tenantId,
+    day: d.day,
+    model: d.model,
+    requests: d.requests,
+    inputs: d.inputs,
+    hits: d.hits,
+    misses: d.misses,
+    prompt_tokens: d.promptTokens,
+    backend_ms: d.backendMs,
+  }));
+  await sql`
+    INSERT INTO usage_daily ${sql(values)}
+    ON CONFLICT (tenant_id, day, model) DO UPDATE SET
+      requests = usage_daily.requests + EXCLUDED.requests,
+      inputs = usage_daily.inputs + EXCLUDED.inputs,
+      hits = usage_daily.hits + EXCLUDED.hits,
+      misses = usage_daily.misses + EXCLUDED.misses,
+      prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
+      backend_ms = usage_daily.backend_ms + EXCLUDED.backend_ms`;
+}
+
+export interface UsageRow {
+  day: string;
+  model: string;
+  requests: number;
+  inputs: number;
+  hits: number;
+  misses: number;
+  promptTokens: number;
+  backendMs: number;
+}
+
+export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: string): Promise<UsageRow[]> {
+  const rows = await sql<
+    { day: string; model: string; requests: string; inputs: string; hits: string; misses: string; prompt_tokens: string; backend_ms: number }[]
+  >`SELECT to_char(day, 'YYYY-MM-DD') AS day, model, requests, inputs, hits, misses, prompt_tokens, backend_ms
+    FROM usage_daily WHERE tenant_id = ${tenantId} AND (${sinceDay ?? null}::date IS NULL OR day >= ${sinceDay ?? null}::date)
+    ORDER BY day, model`;
+  return rows.map((r) => ({
+    day: r.day,
+    model: r.model,
+    requests: Number(r.requests),
+    inputs: Number(r.inputs),
+    hits: Number(r.hits),
+    misses: Number(r.misses),
+    promptTokens: Number(r.prompt_tokens),
+    backendMs: Number(r.backend_ms),
+  }));
+}
