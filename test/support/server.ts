@@ -1,0 +1,60 @@
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { createServer, type Server } from '../../src/server.js';
+import type { Embedder } from '../../src/core/types.js';
+import { generateApiKey } from '../../src/limits/api-key.js';
+import { insertApiKey } from '../../src/store/api-keys.js';
+import { ensureTenant } from '../../src/store/tenants.js';
+import { startFakeUpstream, type FakeUpstream } from '../../src/testing/fake-upstream.js';
+import { freshDatabaseUrl } from './db.js';
+
+export interface TestServer {
+  server: Server;
+  fake: FakeUpstream;
+  /** Base URL when listening (`http://127.0.0.1:PORT`), else undefined. */
+  url: string | undefined;
+  /** Creates an API key for `tenant` (created if needed). */
+  key(tenant: string, opts?: { tier?: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A real server (real PostgreSQL database of its own) in front of a fresh fake upstream.
+ * `env` overrides the environment the server would read.
+ */
+export async function startTestServer(
+  opts: { env?: Record<string, string>; listen?: boolean; backends?: Embedder[]; fakeLatencyMs?: number; fakeMaxBatch?: number; databaseUrl?: string } = {},
+): Promise<TestServer> {
+  const fake = await startFakeUpstream({ apiKey: 'upstream-secret', latencyMs: opts.fakeLatencyMs, maxBatch: opts.fakeMaxBatch });
+  const config = loadConfig({
+    DATABASE_URL: opts.databaseUrl ?? (await freshDatabaseUrl()),
+    UPSTREAM_BASE_URL: fake.url,
+    UPSTREAM_API_KEY: 'upstream-secret',
+    UPSTREAM_MAX_RETRIES: '0',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PORT: '0',
+    ...opts.env,
+  });
+  const server = await createServer(config, createLogger(config.logLevel), opts.backends);
+  let url: string | undefined;
+  if (opts.listen) {
+    await server.app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = server.app.server.address();
+    if (addr && typeof addr === 'object') url = `http://127.0.0.1:${addr.port}`;
+  }
+  return {
+    server,
+    fake,
+    url,
+    async key(tenant, o = {}) {
+      const t = await ensureTenant(server.db.sql, tenant, o.tier);
+      const k = generateApiKey();
+      await insertApiKey(server.db.sql, { tenantId: t.id, prefix: k.prefix, keyHash: k.hash, name: null });
+      return k.key;
+    },
+    async close() {
+      await server.close();
+      await fake.close();
+    },
+  };
+}
