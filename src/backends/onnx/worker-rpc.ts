@@ -1,0 +1,154 @@
+/**
+ * A minimal typed request/response channel to a worker_thread: start-up handshake, calls
+ * matched by id, errors carried back (ApiErrors keep their status), and every pending call
+ * rejected if the worker dies.
+ */
+import { Worker, parentPort, workerData, type TransferListItem } from 'node:worker_threads';
+import { ApiError } from '../../core/errors.js';
+
+type ApiFields = Pick<ApiError, 'status' | 'type' | 'message' | 'param' | 'code' | 'headers'>;
+interface WireError {
+  message: string;
+  api?: ApiFields;
+}
+type Reply =
+  | { kind: 'ready'; info: unknown }
+  | { kind: 'failed'; error: WireError }
+  | { kind: 'result'; id: number; value: unknown }
+  | { kind: 'error'; id: number; error: WireError };
+
+/** What a handler returns: the value, and buffers to move rather than copy. */
+export interface Answer<Res> {
+  value: Res;
+  transfer?: TransferListItem[];
+}
+
+/** A sibling module of `base` (an import.meta.url) with base's extension: .js built, .ts from source. */
+export function siblingModule(base: string, name: string): URL {
+  const ext = new URL(base).pathname.endsWith('.ts') ? '.ts' : '.js';
+  return new URL(`./${name}${ext}`, base);
+}
+
+export class WorkerClient<Req, Res, Info> {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: Res) => void; reject: (e: Error) => void }>();
+  private death: Error | null = null;
+
+  private constructor(
+    private readonly worker: Worker,
+    /** What the worker reported once initialised. */
+    readonly info: Info,
+  ) {
+    worker.on('message', (reply: Reply) => this.settle(reply));
+    worker.on('error', (err) => this.die(err));
+    worker.on('exit', (code) => this.die(new Error(`worker exited (code ${code})`)));
+  }
+
+  /** Starts the worker and waits for its init to succeed; its init error is thrown here. */
+  static start<Req, Res, Info>(url: URL, data: unknown): Promise<WorkerClient<Req, Res, Info>> {
+    const worker = spawn(url, data);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number) => reject(new Error(`worker ${url.pathname} exited during start-up (code ${code})`));
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      worker.once('message', (reply: Reply) => {
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+        if (reply.kind === 'ready') {
+          resolve(new WorkerClient<Req, Res, Info>(worker, reply.info as Info));
+        } else {
+          void worker.terminate();
+          reject(reply.kind === 'failed' ? fromWire(reply.error) : new Error(`unexpected first message ${reply.kind}`));
+        }
+      });
+    });
+  }
+
+  get alive(): boolean {
+    return this.death === null;
+  }
+
+  /** Calls not yet answered: lets a pool pick the least busy worker. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  call(req: Req, transfer: TransferListItem[] = []): Promise<Res> {
+    if (this.death) return Promise.reject(this.death);
+    const id = this.nextId++;
+    return new Promise<Res>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, req }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.death ??= new Error('worker closed');
+    await this.worker.terminate();
+  }
+
+  private settle(reply: Reply): void {
+    if (reply.kind !== 'result' && reply.kind !== 'error') return;
+    const call = this.pending.get(reply.id);
+    if (!call) return;
+    this.pending.delete(reply.id);
+    if (reply.kind === 'result') call.resolve(reply.value as Res);
+    else call.reject(fromWire(reply.error));
+  }
+
+  private die(err: Error): void {
+    this.death ??= err;
+    for (const call of this.pending.values()) call.reject(this.death);
+    this.pending.clear();
+  }
+}
+
+/**
+ * The worker side: `init` gets the workerData and returns the info for the client plus the
+ * handler; calls are then answered one at a time in arrival order.
+ */
+export function serveWorker<Data, Req, Res, Info>(
+  init: (data: Data) => Promise<{ info: Info; handle: (req: Req) => Promise<Answer<Res>> | Answer<Res> }>,
+): void {
+  const port = parentPort;
+  if (!port) throw new Error('serveWorker must run inside a worker_thread');
+  init(workerData as Data).then(
+    ({ info, handle }) => {
+      port.on('message', async ({ id, req }: { id: number; req: Req }) => {
+        try {
+          const { value, transfer } = await handle(req);
+          port.postMessage({ kind: 'result', id, value } satisfies Reply, transfer ?? []);
+        } catch (err) {
+          port.postMessage({ kind: 'error', id, error: toWire(err) } satisfies Reply);
+        }
+      });
+      port.postMessage({ kind: 'ready', info } satisfies Reply);
+    },
+    (err: unknown) => port.postMessage({ kind: 'failed', error: toWire(err) } satisfies Reply),
+  );
+}
+
+/**
+ * Built code runs the .js worker as is. From TypeScript source (vitest, tsx) the worker must
+ * register tsx's loader before importing the .ts entry: Node 20 does not apply `--import` in a
+ * worker's execArgv to the worker's own entry module.
+ */
+function spawn(url: URL, data: unknown): Worker {
+  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: data });
+}
+
+function toWire(err: unknown): WireError {
+  if (err instanceof ApiError) {
+    const { status, type, message, param, code, headers } = err;
+    return { message, api: { status, type, message, param, code, headers } };
+  }
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+function fromWire(error: WireError): Error {
+  const a = error.api;
+  return a ? new ApiError(a.status, a.type, a.message, a.param, a.code, a.headers) : new Error(error.message);
+}
