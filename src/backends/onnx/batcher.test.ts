@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import { ApiError } from '../../core/errors.js';
+import { Batcher, takeBatch, type BatcherConfig, type Entry } from './batcher.js';
+import type { BatchRunner } from './session.js';
+
+/** A runner that records its batches, answers [length, first id] per sequence, and can be held. */
+class FakeRunner implements BatchRunner {
+  batches: number[][][] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  failNext: Error | null = null;
+  private gate: Promise<void> = Promise.resolve();
+  private open: () => void = () => {};
+
+  hold(): void {
+    this.gate = new Promise((resolve) => (this.open = resolve));
+  }
+  release(): void {
+    this.open();
+  }
+
+  async run(sequences: readonly (readonly number[])[]): Promise<Float32Array[]> {
+    this.batches.push(sequences.map((s) => [...s]));
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await this.gate;
+      if (this.failNext) {
+        const err = this.failNext;
+        this.failNext = null;
+        throw err;
+      }
+      return sequences.map((s) => Float32Array.from([s.length, s[0]]));
+    } finally {
+      this.inFlight--;
+    }
+  }
+  async close(): Promise<void> {}
+}
+
+const config: BatcherConfig = { maxBatchTokens: 64, maxBatchSize: 8, maxWaitMs: 5, maxQueue: 100, timeoutMs: 5_000 };
+const seq = (first: number, length: number) => [first, ...Array<number>(length - 1).fill(7)];
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+describe('takeBatch', () => {
+  const request = (done = false) => ({ done }) as unknown as Entry['request'];
+  const entry = (length: number, done = false): Entry => ({ ids: seq(1, length), request: request(done), index: 0, queuedAt: 0 });
+
+  it('stops before the padded size (longest x count) would pass the budget', () => {
+    const queue = [entry(2), entry(2), entry(10), entry(2)];
+    const { batch } = takeBatch(queue, 12, 100);
+    expect(batch.map((e) => e.ids.length)).toEqual([2, 2]);
+    expect(queue.map((e) => e.ids.length)).toEqual([10, 2]);
+  });
+
+  it('respects the size cap and always takes one entry, even one over budget', () => {
+    expect(takeBatch([entry(3), entry(3), entry(3)], 100, 2).batch).toHaveLength(2);
+    expect(takeBatch([entry(50), entry(1)], 10, 8).batch.map((e) => e.ids.length)).toEqual([50]);
+  });
+
+  it('drops entries whose request is done and counts them', () => {
+    const queue = [entry(2, true), entry(3), entry(2, true), entry(4)];
+    const { batch, skipped } = takeBatch(queue, 100, 8);
+    expect(batch.map((e) => e.ids.length)).toEqual([3, 4]);
+    expect(skipped).toBe(2);
+    expect(queue).toEqual([]);
+  });
+});
+
+describe('Batcher', () => {
+  it('batches requests that arrive within the wait window into one run, results back in order', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, config);
+    const results = await Promise.all([
+      batcher.submit([seq(11, 5), seq(12, 2)]),
+      batcher.submit([seq(21, 3)]),
+    ]);
+    expect(runner.batches).toHaveLength(1);
+    expect(results.map((r) => r.map((v) => [...v]))).toEqual([
+      [[5, 11], [2, 12]],
+      [[3, 21]],
+    ]);
+    expect(batcher.stats()).toMatchObject({ batches: 1, embeddings: 3, queueDepth: 0, lastBatchSizes: [3], lastBatchTokens: [15] });
+  });
+
+  it('queues a request shortest first so batches cut from it carry little padding', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxBatchSize: 2 });
+    const out = await batcher.submit([seq(1, 9), seq(2, 2), seq(3, 8), seq(4, 3)]);
+    expect(runner.batches.map((b) => b.map((s) => s.length))).toEqual([[2, 3], [8, 9]]);
+    expect(out.map((v) => v[1])).toEqual([1, 2, 3, 4]);
+  });
+
+  it('runs at once when a full token budget is queued, without waiting', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 60_000 });
+    const t0 = performance.now();
+    await batcher.submit([seq(1, 32), seq(2, 32)]);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(runner.batches).toHaveLength(1);
+  });
+
+  it('runs a partial batch once the oldest entry has waited maxWaitMs', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 30 });
+    const pending = batcher.submit([seq(1, 3)]);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(runner.batches).toHaveLength(0);
+    await pending;
+    expect(runner.batches).toHaveLength(1);
+  });
+
+  it('keeps one run in flight and batches what queued meanwhile', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0 });
+    runner.hold();
+    const first = batcher.submit([seq(1, 2)]);
+    await tick();
+    const later = [batcher.submit([seq(2, 2)]), batcher.submit([seq(3, 2)]), batcher.submit([seq(4, 2)])];
+    await tick();
+    expect(runner.batches).toHaveLength(1);
+    expect(batcher.stats()).toMatchObject({ running: true, queueDepth: 3 });
+    runner.release();
+    await Promise.all([first, ...later]);
+    expect(runner.maxInFlight).toBe(1);
+    expect(runner.batches.map((b) => b.length)).toEqual([1, 3]);
+  });
+
+  it('refuses a request that would overflow the queue with 503 and Retry-After', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxQueue: 4, maxWaitMs: 0 });
+    runner.hold();
+    const running = batcher.submit([seq(1, 2)]);
+    await tick();
+    const queued = batcher.submit([seq(2, 2), seq(3, 2), seq(4, 2)]);
+    const err = await batcher.submit([seq(5, 2), seq(6, 2)]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 503, type: 'service_unavailable' });
+    expect(Number((err as ApiError).headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(batcher.stats().rejectedFull).toBe(1);
+    runner.release();
+    await Promise.all([running, queued]);
+  });
+
+  it('lets a request bigger than the queue in when the queue is empty', async () => {
+    const batcher = new Batcher(new FakeRunner(), { ...config, maxQueue: 2 });
+    await expect(batcher.submit([seq(1, 2), seq(2, 2), seq(3, 2)])).resolves.toHaveLength(3);
+  });
+
+  it('skips the entries of a caller that aborted, and rejects it with the abort reason', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0 });
+    runner.hold();
+    const first = batcher.submit([seq(1, 2)]);
+    await tick();
+    const controller = new AbortController();
+    const aborted = batcher.submit([seq(2, 2), seq(3, 2)], controller.signal);
+    const kept = batcher.submit([seq(4, 2)]);
+    controller.abort(new Error('client went away'));
+    await expect(aborted).rejects.toThrow('client went away');
+    expect(batcher.stats().queueDepth).toBe(1);
+    runner.release();
+    await Promise.all([first, kept]);
+    expect(runner.batches.map((b) => b.map((s) => s[0]))).toEqual([[1], [4]]);
+    expect(batcher.stats().skipped).toBe(2);
+  });
+
+  it('rejects an already-aborted signal without queueing', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, config);
+    await expect(batcher.submit([seq(1, 2)], AbortSignal.abort(new Error('gone')))).rejects.toThrow('gone');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runner.batches).toHaveLength(0);
+  });
+
+  it('times a request out with 503 and drops its queued entries', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0, timeoutMs: 40 });
+    runner.hold();
+    const stuck = batcher.submit([seq(1, 2)]);
+    await tick();
+    const late = batcher.submit([seq(2, 2)]);
+    const outcomes = await Promise.allSettled([stuck, late]);
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ status: 503, code: 'timeout' });
+    }
+    expect(batcher.stats()).toMatchObject({ timedOut: 2, queueDepth: 0 });
+    runner.release();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(runner.batches).toHaveLength(1);
+    expect(batcher.stats().skipped).toBe(1);
+  });
+
+  it('fails every request of a batch whose run fails, and serves the next batch', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, config);
+    runner.failNext = new Error('boom');
+    const failed = await Promise.allSettled([batcher.submit([seq(1, 2)]), batcher.submit([seq(2, 2)])]);
+    expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    await expect(batcher.submit([seq(3, 2)])).resolves.toHaveLength(1);
+  });
+
+  it('refuses work after close and fails what was queued with 503', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 60_000 });
+    const queued = batcher.submit([seq(1, 2)]);
+    batcher.close();
+    await expect(queued).rejects.toMatchObject({ status: 503 });
+    await expect(batcher.submit([seq(2, 2)])).rejects.toMatchObject({ status: 503 });
+    expect(runner.batches).toHaveLength(0);
+  });
+});

@@ -1,0 +1,300 @@
+/**
+ * Token-budget micro-batching in front of one model session, in the shape of
+ * text-embeddings-inference's core/src/queue.rs: tokenised entries wait in a bounded FIFO; a
+ * batch is cut when the padded token budget (longest × count) would be exceeded, and runs when
+ * the queue holds a full batch or the oldest entry has waited `maxWaitMs`; entries whose
+ * caller has gone are skipped; one session.run at a time; results go back to their callers.
+ */
+import { ApiError } from '../../core/errors.js';
+import type { BatchRunner } from './session.js';
+
+export interface BatcherConfig {
+  /** Padded tokens per batch: longest sequence × batch size stays within it. */
+  maxBatchTokens: number;
+  /** Sequences per batch; 1 turns batching off. */
+  maxBatchSize: number;
+  /** How long the oldest entry waits for company before a partial batch runs. */
+  maxWaitMs: number;
+  /** Entries (inputs) that may wait; a request that would overflow it gets 503 + Retry-After. */
+  maxQueue: number;
+  /** A request not answered in this time gets 503 and its queued entries are dropped. */
+  timeoutMs: number;
+}
+
+export interface BatcherStats {
+  /** Entries waiting whose callers still want them. */
+  queueDepth: number;
+  /** Their tokens (unpadded). */
+  queuedTokens: number;
+  /** Whether a session.run is in flight. */
+  running: boolean;
+  /** Batches run since start. */
+  batches: number;
+  /** Vectors computed since start. */
+  embeddings: number;
+  /** Entries dropped at batch time because their caller aborted, timed out or failed. */
+  skipped: number;
+  /** Requests refused because the queue was full. */
+  rejectedFull: number;
+  /** Requests that timed out. */
+  timedOut: number;
+  /** Sizes of the most recent batches, oldest first. */
+  lastBatchSizes: number[];
+  /** Padded tokens (longest × size) of the same batches. */
+  lastBatchTokens: number[];
+}
+
+/** A queued input. */
+export interface Entry {
+  /** Token ids, frame included. */
+  ids: readonly number[];
+  /** The submission it belongs to. */
+  request: Request;
+  /** Its position in the submission, for scattering the result back. */
+  index: number;
+  /** When it was queued (ms, monotonic). */
+  queuedAt: number;
+}
+
+/** One submit() call: its entries share its fate (abort, timeout, failure). */
+class Request {
+  readonly results: Float32Array[];
+  /** Entries still in the queue, for the live depth. */
+  queuedEntries: number;
+  queuedTokens = 0;
+  done = false;
+  private remaining: number;
+  private readonly cleanups: (() => void)[] = [];
+
+  constructor(
+    size: number,
+    private readonly onSettle: (request: Request) => void,
+    private readonly resolveFn: (vectors: Float32Array[]) => void,
+    private readonly rejectFn: (err: unknown) => void,
+  ) {
+    this.results = new Array<Float32Array>(size);
+    this.remaining = size;
+    this.queuedEntries = size;
+  }
+
+  onCleanup(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
+  deliver(index: number, vector: Float32Array): void {
+    if (this.done) return;
+    this.results[index] = vector;
+    if (--this.remaining === 0) this.settle(() => this.resolveFn(this.results));
+  }
+
+  fail(err: unknown): void {
+    if (!this.done) this.settle(() => this.rejectFn(err));
+  }
+
+  private settle(finish: () => void): void {
+    this.done = true;
+    for (const fn of this.cleanups) fn();
+    this.onSettle(this);
+    finish();
+  }
+}
+
+/** How many recent batches stats() reports. */
+const RECENT_BATCHES = 16;
+
+/**
+ * Cuts the next batch off the front of `queue` (mutated): FIFO, skipping dead entries, until
+ * adding one more would break the padded budget or the size cap. The first live entry always
+ * goes, so one sequence longer than the budget still runs (alone).
+ */
+export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: number): { batch: Entry[]; skipped: number } {
+  const batch: Entry[] = [];
+  let skipped = 0;
+  let longest = 0;
+  let i = 0;
+  for (; i < queue.length; i++) {
+    const entry = queue[i];
+    if (entry.request.done) {
+      skipped++;
+      continue;
+    }
+    const nextLongest = Math.max(longest, entry.ids.length);
+    if (batch.length > 0 && (batch.length >= maxBatchSize || nextLongest * (batch.length + 1) > maxBatchTokens)) break;
+    batch.push(entry);
+    longest = nextLongest;
+  }
+  queue.splice(0, i);
+  return { batch, skipped };
+}
+
+export class Batcher {
+  private readonly queue: Entry[] = [];
+  private live = { entries: 0, tokens: 0 };
+  private running = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** Smoothed vectors per second, to suggest a Retry-After. */
+  private rate = 0;
+  private counters = { batches: 0, embeddings: 0, skipped: 0, rejectedFull: 0, timedOut: 0 };
+  private recentSizes: number[] = [];
+  private recentTokens: number[] = [];
+
+  constructor(
+    private readonly runner: BatchRunner,
+    private readonly config: BatcherConfig,
+  ) {
+    if (config.maxBatchSize < 1 || config.maxBatchTokens < 1) throw new Error('batcher: maxBatchSize and maxBatchTokens must be >= 1');
+  }
+
+  /**
+   * Queues `sequences` (one request) and resolves with their vectors in order. Rejects with 503
+   * when the queue is full or the request times out, with the signal's reason on abort.
+   */
+  submit(sequences: readonly (readonly number[])[], signal?: AbortSignal): Promise<Float32Array[]> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.closed) return Promise.reject(ApiError.unavailable('The local model is shutting down.'));
+    if (sequences.length === 0) return Promise.resolve([]);
+    // A request larger than the whole queue is still let in when the queue is empty.
+    if (this.live.entries > 0 && this.live.entries + sequences.length > this.config.maxQueue) {
+      this.counters.rejectedFull++;
+      return Promise.reject(
+        ApiError.unavailable(
+          `The local model is overloaded (${this.live.entries} inputs queued); retry later.`,
+          this.retryAfterSeconds(),
+        ),
+      );
+    }
+    return new Promise<Float32Array[]>((resolve, reject) => {
+      const request = new Request(sequences.length, (r) => this.forget(r), resolve, reject);
+      this.watch(request, signal);
+      const now = performance.now();
+      // Shortest first: a big request's neighbours in the queue have similar lengths, so the
+      // batches cut from it carry little padding.
+      const order = sequences.map((_, i) => i).sort((a, b) => sequences[a].length - sequences[b].length);
+      for (const index of order) {
+        const ids = sequences[index];
+        this.queue.push({ ids, request, index, queuedAt: now });
+        request.queuedTokens += ids.length;
+      }
+      this.live.entries += sequences.length;
+      this.live.tokens += request.queuedTokens;
+      this.pump();
+    });
+  }
+
+  stats(): BatcherStats {
+    return {
+      queueDepth: this.live.entries,
+      queuedTokens: this.live.tokens,
+      running: this.running,
+      ...this.counters,
+      lastBatchSizes: [...this.recentSizes],
+      lastBatchTokens: [...this.recentTokens],
+    };
+  }
+
+  /** Refuses new work and fails what is queued; a batch in flight still finishes. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const gone = ApiError.unavailable('The local model is shutting down.');
+    for (const entry of this.queue) entry.request.fail(gone);
+    this.queue.length = 0;
+  }
+
+  private watch(request: Request, signal: AbortSignal | undefined): void {
+    const timeout = setTimeout(() => {
+      this.counters.timedOut++;
+      request.fail(
+        new ApiError(
+          503,
+          'service_unavailable',
+          `The local model did not answer within ${this.config.timeoutMs} ms; retry later.`,
+          null,
+          'timeout',
+          { 'retry-after': String(this.retryAfterSeconds()) },
+        ),
+      );
+    }, this.config.timeoutMs);
+    request.onCleanup(() => clearTimeout(timeout));
+    if (signal) {
+      const onAbort = () => request.fail(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      request.onCleanup(() => signal.removeEventListener('abort', onAbort));
+    }
+  }
+
+  /** A settled request's queued entries no longer count; they are skipped when reached. */
+  private forget(request: Request): void {
+    this.live.entries -= request.queuedEntries;
+    this.live.tokens -= request.queuedTokens;
+    request.queuedEntries = 0;
+    request.queuedTokens = 0;
+  }
+
+  /** Starts a batch if the session is free and one is due, else arms the wait timer. */
+  private pump(): void {
+    if (this.running || this.closed || this.queue.length === 0) return;
+    const waited = performance.now() - this.queue[0].queuedAt;
+    const full = this.live.tokens >= this.config.maxBatchTokens || this.live.entries >= this.config.maxBatchSize;
+    if (full || waited >= this.config.maxWaitMs) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      void this.runNext();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.pump();
+      }, this.config.maxWaitMs - waited);
+    }
+  }
+
+  private async runNext(): Promise<void> {
+    const { batch, skipped } = takeBatch(this.queue, this.config.maxBatchTokens, this.config.maxBatchSize);
+    this.counters.skipped += skipped;
+    if (batch.length === 0) return;
+    for (const entry of batch) {
+      entry.request.queuedEntries--;
+      entry.request.queuedTokens -= entry.ids.length;
+      this.live.entries--;
+      this.live.tokens -= entry.ids.length;
+    }
+    this.record(batch);
+    this.running = true;
+    const started = performance.now();
+    try {
+      const vectors = await this.runner.run(batch.map((e) => e.ids));
+      if (vectors.length !== batch.length) throw new Error(`model returned ${vectors.length} vectors for ${batch.length} inputs`);
+      this.observeRate(batch.length, performance.now() - started);
+      this.counters.embeddings += batch.length;
+      batch.forEach((entry, i) => entry.request.deliver(entry.index, vectors[i]));
+    } catch (err) {
+      for (const entry of batch) entry.request.fail(err);
+    } finally {
+      this.running = false;
+      this.pump();
+    }
+  }
+
+  private record(batch: Entry[]): void {
+    this.counters.batches++;
+    const longest = batch.reduce((m, e) => Math.max(m, e.ids.length), 0);
+    this.recentSizes.push(batch.length);
+    this.recentTokens.push(longest * batch.length);
+    if (this.recentSizes.length > RECENT_BATCHES) {
+      this.recentSizes.shift();
+      this.recentTokens.shift();
+    }
+  }
+
+  private observeRate(count: number, ms: number): void {
+    const rate = (count * 1000) / Math.max(ms, 1e-3);
+    this.rate = this.rate === 0 ? rate : 0.8 * this.rate + 0.2 * rate;
+  }
+
+  /** Seconds until the current backlog should have drained, 1 to 60. */
+  private retryAfterSeconds(): number {
+    if (this.rate === 0) return 1;
+    return Math.min(60, Math.max(1, Math.ceil(this.live.entries / this.rate)));
+  }
+}
