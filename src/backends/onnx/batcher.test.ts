@@ -20,7 +20,7 @@ class FakeRunner implements BatchRunner {
   }
 
   async run(sequences: readonly (readonly number[])[]): Promise<Float32Array[]> {
-    this.batches.push(sequences.map((s) => [...s]));
+    this.batches.push(sequences.map((s) => Array.from(s)));
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {

@@ -6,6 +6,7 @@
  * caller has gone are skipped; one session.run at a time; results go back to their callers.
  */
 import { ApiError } from '../../core/errors.js';
+import type { TokenIds } from './packed-ids.js';
 import type { BatchRunner } from './session.js';
 
 export interface BatcherConfig {
@@ -47,7 +48,7 @@ export interface BatcherStats {
 /** A queued input. */
 export interface Entry {
   /** Token ids, frame included. */
-  ids: readonly number[];
+  ids: TokenIds;
   /** The submission it belongs to. */
   request: Request;
   /** Its position in the submission, for scattering the result back. */
@@ -150,7 +151,7 @@ export class Batcher {
    * Queues `sequences` (one request) and resolves with their vectors in order. Rejects with 503
    * when the queue is full or the request times out, with the signal's reason on abort.
    */
-  submit(sequences: readonly (readonly number[])[], signal?: AbortSignal): Promise<Float32Array[]> {
+  submit(sequences: readonly TokenIds[], signal?: AbortSignal): Promise<Float32Array[]> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.closed) return Promise.reject(ApiError.unavailable('The local model is shutting down.'));
     if (sequences.length === 0) return Promise.resolve([]);

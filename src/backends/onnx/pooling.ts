@@ -3,6 +3,7 @@
  * int64 tensors BERT takes, and masked mean pooling + L2 normalisation of what it returns.
  */
 import { l2Normalise } from '../../core/dimensions.js';
+import type { TokenIds } from './packed-ids.js';
 
 /** A right-padded batch, row-major [batch, seq]. */
 export interface PaddedBatch {
@@ -16,7 +17,7 @@ export interface PaddedBatch {
 }
 
 /** Pads every sequence to the longest with `padId` (the mask, not the pad id, hides it). */
-export function padBatch(sequences: readonly (readonly number[])[], padId = 0): PaddedBatch {
+export function padBatch(sequences: readonly TokenIds[], padId = 0): PaddedBatch {
   const batch = sequences.length;
   const seq = sequences.reduce((max, s) => Math.max(max, s.length), 0);
   const inputIds = new BigInt64Array(batch * seq).fill(BigInt(padId));

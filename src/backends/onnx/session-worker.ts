@@ -4,6 +4,7 @@
  * hits) for its whole duration; here it only blocks this worker. Pooling runs here too, so
  * only the pooled vectors cross back.
  */
+import { unpack, type PackedIds } from './packed-ids.js';
 import { OrtRunner, type SessionConfig, type SessionInfo } from './session.js';
 import { serveWorker } from './worker-rpc.js';
 
@@ -12,12 +13,12 @@ export interface SessionWorkerData {
   config: SessionConfig;
 }
 
-serveWorker<SessionWorkerData, number[][], Float32Array[], SessionInfo>(async ({ onnxPath, config }) => {
+serveWorker<SessionWorkerData, PackedIds, Float32Array[], SessionInfo>(async ({ onnxPath, config }) => {
   const runner = await OrtRunner.create(onnxPath, config);
   return {
     info: runner.info,
-    handle: async (sequences) => {
-      const value = await runner.run(sequences);
+    handle: async (packed) => {
+      const value = await runner.run(unpack(packed));
       return { value, transfer: value.map((v) => v.buffer as ArrayBuffer) };
     },
   };

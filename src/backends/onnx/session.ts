@@ -4,6 +4,7 @@
  * a `last_hidden_state` graph or one that pools in-graph ([batch, hidden]).
  */
 import ort from 'onnxruntime-node';
+import type { TokenIds } from './packed-ids.js';
 import { padBatch, poolAndNormalise, splitPooled } from './pooling.js';
 
 export type Device = 'cpu' | 'cuda';
@@ -26,7 +27,7 @@ export interface SessionInfo {
 
 /** Runs one padded batch of id sequences; one vector per sequence. */
 export interface BatchRunner {
-  run(sequences: readonly (readonly number[])[]): Promise<Float32Array[]>;
+  run(sequences: readonly TokenIds[]): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 
@@ -70,7 +71,7 @@ export class OrtRunner implements BatchRunner {
     return new OrtRunner(session, { inputs: [...session.inputNames], output, device: config.device });
   }
 
-  async run(sequences: readonly (readonly number[])[]): Promise<Float32Array[]> {
+  async run(sequences: readonly TokenIds[]): Promise<Float32Array[]> {
     const padded = padBatch(sequences);
     const { batch, seq } = padded;
     const all: Record<(typeof KNOWN_INPUTS)[number], BigInt64Array> = {
