@@ -1,0 +1,137 @@
+/**
+ * The local-model backend: one or more model directories served through onnxruntime-node.
+ * Per request: tokenise in the worker pool, queue in the model's batcher, which runs batches in
+ * the model's session worker; the event loop only routes. Vectors come back full-dimension and
+ * L2-normalised; the core derives `dimensions`.
+ */
+import { availableParallelism } from 'node:os';
+import type { Logger } from 'pino';
+import { ApiError } from '../../core/errors.js';
+import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../../core/types.js';
+import { Batcher, type BatcherConfig, type BatcherStats } from './batcher.js';
+import { loadModelDir, type ModelDir } from './model-dir.js';
+import type { Device } from './session.js';
+import { WorkerRunner } from './session-client.js';
+import { TokenizerPool } from './tokenize-pool.js';
+
+export interface OnnxEmbedderOptions {
+  /** Model directories; each is served under its basename (+ task aliases). */
+  modelDirs: string[];
+  device: Device;
+  deviceId?: number;
+  /** ORT intra-op threads per model; 0 or absent: ORT's default (one per physical core). */
+  threads?: number;
+  /** ONNX variant in every dir, e.g. `quantized` for onnx/model_quantized.onnx. */
+  variant?: string;
+  /** Cap on the per-input token limit (the model's own limit otherwise). */
+  maxSeqLength?: number;
+  /** Padded tokens per batch. Default: 4096 on CPU, 32768 on CUDA. */
+  maxBatchTokens?: number;
+  /** Sequences per batch; 1 turns batching off. Default: 64 on CPU, 256 on CUDA. */
+  maxBatchSize?: number;
+  /** Wait for company before a partial batch runs. Default 2 ms. */
+  maxWaitMs?: number;
+  /** Queued inputs per model before 503. Default 10 000. */
+  maxQueue?: number;
+  /** Per-request deadline before 503. Default 60 s. */
+  timeoutMs?: number;
+  /** Tokenizer worker threads. Default 1 on CPU (the model is the bottleneck), up to 4 on CUDA. */
+  tokenizerThreads?: number;
+  logger?: Logger;
+}
+
+/** One loaded model: its description, its session and its queue. */
+interface LoadedModel {
+  dir: ModelDir;
+  runner: WorkerRunner;
+  batcher: Batcher;
+}
+
+export async function createOnnxEmbedder(options: OnnxEmbedderOptions): Promise<OnnxEmbedder> {
+  if (options.modelDirs.length === 0) throw new Error('onnx backend: no model directory given');
+  const dirs = await Promise.all(
+    options.modelDirs.map((d) => loadModelDir(d, { variant: options.variant, maxSeqLength: options.maxSeqLength })),
+  );
+  const duplicate = dirs.find((d, i) => dirs.findIndex((o) => o.id === d.id) !== i);
+  if (duplicate) throw new Error(`onnx backend: two model directories are named ${duplicate.id}`);
+
+  const cuda = options.device === 'cuda';
+  const base: BatcherConfig = {
+    maxBatchTokens: options.maxBatchTokens ?? (cuda ? 32_768 : 4_096),
+    maxBatchSize: options.maxBatchSize ?? (cuda ? 256 : 64),
+    maxWaitMs: options.maxWaitMs ?? 2,
+    maxQueue: options.maxQueue ?? 10_000,
+    timeoutMs: options.timeoutMs ?? 60_000,
+  };
+  const tokenizerThreads = options.tokenizerThreads ?? (cuda ? Math.min(4, Math.max(1, availableParallelism() >> 1)) : 1);
+  const sessionConfig = { device: options.device, deviceId: options.deviceId, threads: options.threads || undefined };
+
+  const loaded: LoadedModel[] = [];
+  let pool: TokenizerPool | undefined;
+  try {
+    const sources = dirs.map(({ id, tokenizerJson, tokenizerConfigJson, maxTokens, vocabSize }) => [
+      id,
+      { tokenizerJson, tokenizerConfigJson, maxTokens, vocabSize },
+    ]);
+    pool = await TokenizerPool.start(Object.fromEntries(sources), tokenizerThreads);
+    for (const dir of dirs) {
+      const runner = await WorkerRunner.start(dir.onnxPath, sessionConfig);
+      // A batch must fit the longest single input.
+      const batcher = new Batcher(runner, { ...base, maxBatchTokens: Math.max(base.maxBatchTokens, dir.maxTokens) });
+      loaded.push({ dir, runner, batcher });
+      options.logger?.info(
+        { model: dir.id, version: dir.version, onnx: dir.onnxPath, dimensions: dir.hiddenSize, maxTokens: dir.maxTokens, ...runner.info },
+        'local model loaded',
+      );
+    }
+  } catch (err) {
+    await Promise.allSettled([pool?.close(), ...loaded.map((m) => m.runner.close())]);
+    throw err;
+  }
+  return new OnnxEmbedder(loaded, pool);
+}
+
+export class OnnxEmbedder implements Embedder {
+  readonly name = 'onnx';
+  /** Spec id (base or alias) -> the spec and the model serving it. */
+  private readonly byId = new Map<string, { spec: ModelSpec; model: LoadedModel }>();
+
+  constructor(
+    private readonly loaded: LoadedModel[],
+    private readonly pool: TokenizerPool,
+  ) {
+    for (const model of loaded) for (const spec of model.dir.specs) this.byId.set(spec.id, { spec, model });
+  }
+
+  models(): ModelSpec[] {
+    return [...this.byId.values()].map((m) => m.spec);
+  }
+
+  async embed(model: string, inputs: EmbedInput[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    const entry = this.byId.get(model);
+    if (!entry) throw ApiError.modelNotFound(model);
+    const taskType = options.taskType ?? entry.spec.defaultTaskType;
+    try {
+      const ids = await this.pool.encode(entry.model.dir.id, inputs, taskType);
+      const vectors = await entry.model.batcher.submit(ids, options.signal);
+      return { vectors, tokens: ids.map((s) => s.length) };
+    } catch (err) {
+      if (err instanceof ApiError || options.signal?.aborted) throw err;
+      throw ApiError.internal(`local model ${model} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  async ready(): Promise<boolean> {
+    return this.pool.alive && this.loaded.every((m) => m.runner.alive);
+  }
+
+  /** Queue and batch counters per base model id, for /metrics. */
+  stats(): Record<string, BatcherStats> {
+    return Object.fromEntries(this.loaded.map((m) => [m.dir.id, m.batcher.stats()]));
+  }
+
+  async close(): Promise<void> {
+    for (const m of this.loaded) m.batcher.close();
+    await Promise.allSettled([this.pool.close(), ...this.loaded.map((m) => m.runner.close())]);
+  }
+}
