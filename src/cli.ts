@@ -77,11 +77,11 @@ keys
   .command('create')
   .description('create an API key for a tenant (the tenant is created if needed); prints the key alone on the last line')
   .requiredOption('--tenant <name>', 'tenant name')
-  .option('--tier <tier>', 'tier for a new tenant', 'free')
+  .option('--tier <tier>', 'tier for a new tenant (default: DEFAULT_TIER)')
   .option('--name <label>', 'a label for the key')
-  .action((o: { tenant: string; tier: string; name?: string }) =>
+  .action((o: { tenant: string; tier?: string; name?: string }) =>
     withDb(async (db) => {
-      const tenant = await ensureTenant(db.sql, o.tenant, o.tier);
+      const tenant = await ensureTenant(db.sql, o.tenant, o.tier ?? config().defaultTier);
       const k = generateApiKey();
       await insertApiKey(db.sql, { tenantId: tenant.id, prefix: k.prefix, keyHash: k.hash, name: o.name ?? null });
       console.log(`Created key ${k.prefix}… for tenant ${tenant.name} (tier ${tenant.tier}). It is shown once: store it now.`);

@@ -55,6 +55,10 @@ const EnvSchema = z.object({
   AUTH_CACHE_TTL_S: z.coerce.number().min(0).default(30),
   /** Days an unused cache row lives (0 = forever). */
   CACHE_TTL_DAYS: z.coerce.number().min(0).default(0),
+  /** Tier given to tenants created without one (CLI `keys create`, AUTH_DISABLED's tenant). */
+  DEFAULT_TIER: z.string().min(1).default('pro'),
+  /** Seconds between eviction sweeps (TTL and per-tier row caps). */
+  EVICTION_INTERVAL_S: z.coerce.number().min(1).default(60),
   /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
   AUTH_DISABLED: bool.default(false),
 });
@@ -95,6 +99,8 @@ export interface Config {
   authCacheTtlMs: number;
   cacheTtlDays: number;
   authDisabled: boolean;
+  defaultTier: string;
+  evictionIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -150,5 +156,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authCacheTtlMs: e.AUTH_CACHE_TTL_S * 1000,
     cacheTtlDays: e.CACHE_TTL_DAYS,
     authDisabled: e.AUTH_DISABLED,
+    defaultTier: e.DEFAULT_TIER,
+    evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
   };
 }

@@ -1,36 +1,52 @@
 import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import { UpstreamEmbedder } from './backends/upstream.js';
 import type { Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
+import { Evictor } from './core/eviction.js';
 import { HotCache } from './core/hot-cache.js';
+import { Metrics } from './core/metrics.js';
+import { ModelAccess, type TenantModelSource } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
 import { buildApp } from './http/app.js';
 import { ApiKeyAuth } from './limits/auth.js';
+import { RateLimits } from './limits/rate-limit.js';
+import { connectRedis } from './limits/redis.js';
+import { TierCatalog } from './limits/tiers.js';
 import type { Logger } from './log.js';
 import { openDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { ensureTenant } from './store/tenants.js';
+import type { BackendKind } from './store/tiers.js';
 
 export interface Server {
   app: FastifyInstance;
   db: Database;
+  redis: Redis | null;
   embeddings: EmbedService;
   registry: ModelRegistry;
+  evictor: Evictor;
   close(): Promise<void>;
 }
 
+export interface BackendEntry {
+  backend: Embedder;
+  kind: BackendKind;
+}
+
 /** Builds the backends a config asks for: local model directories first, then the upstream. */
-export async function createBackends(config: Config, logger: Logger): Promise<Embedder[]> {
-  const backends: Embedder[] = [];
+export async function createBackends(config: Config, logger: Logger): Promise<BackendEntry[]> {
+  const backends: BackendEntry[] = [];
   if (config.local.modelDirs.length > 0) {
     const { createOnnxEmbedder } = await import('./backends/onnx/embedder.js');
-    backends.push(await createOnnxEmbedder({ ...config.local, logger }));
+    backends.push({ backend: await createOnnxEmbedder({ ...config.local, logger }), kind: 'local' });
   }
   if (config.upstream.baseUrl) {
-    backends.push(
-      new UpstreamEmbedder({
+    backends.push({
+      kind: 'upstream',
+      backend: new UpstreamEmbedder({
         baseUrl: config.upstream.baseUrl,
         apiKey: config.upstream.apiKey ?? '',
         models: config.upstream.models,
@@ -38,44 +54,78 @@ export async function createBackends(config: Config, logger: Logger): Promise<Em
         timeoutMs: config.upstream.timeoutMs,
         maxRetries: config.upstream.maxRetries,
       }),
-    );
+    });
   }
   return backends;
 }
 
-/** Wires database, migrations, backends, cache and HTTP app. Does not listen. */
-export async function createServer(config: Config, logger: Logger, backends?: Embedder[]): Promise<Server> {
+/** Wires database, migrations, limits, backends, cache and HTTP app. Does not listen. */
+export async function createServer(
+  config: Config,
+  logger: Logger,
+  opts: { backends?: BackendEntry[]; tenantModels?: TenantModelSource } = {},
+): Promise<Server> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : null;
+  const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
+  if (redis) cleanup.unshift(async () => redis.disconnect());
   try {
     const applied = await migrate(db.sql);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    const metrics = new Metrics();
     const registry = new ModelRegistry();
-    for (const b of backends ?? (await createBackends(config, logger))) registry.add(b);
-    if (registry.list().length === 0) {
-      logger.warn('no model is configured: set MODEL_DIR for a local model or UPSTREAM_BASE_URL for an upstream; every embeddings request will get 404');
+    for (const b of opts.backends ?? (await createBackends(config, logger))) {
+      registry.add(b.backend, b.kind);
+      cleanup.unshift(() => b.backend.close());
     }
-    const embeddings = new EmbedService({ sql: db.sql, registry, hot: new HotCache(config.hotCacheBytes), logger });
-    const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs);
+    if (registry.list().length === 0) {
+      logger.warn('no model is configured: set MODEL_DIR for a local model or UPSTREAM_BASE_URL for an upstream');
+    }
+    const tiers = new TierCatalog(db.sql, logger);
+    await tiers.start();
+    cleanup.unshift(async () => tiers.stop());
+    const hot = new HotCache(config.hotCacheBytes);
+    const embeddings = new EmbedService({ sql: db.sql, hot, metrics, logger });
+    const evictor = new Evictor(db.sql, { ttlDays: config.cacheTtlDays, intervalMs: config.evictionIntervalMs, logger });
+    evictor.start();
+    const limits = new RateLimits(redis, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
     let openTenant: TenantContext | null = null;
     if (config.authDisabled) {
-      const t = await ensureTenant(db.sql, 'default');
+      const t = await ensureTenant(db.sql, 'default', config.defaultTier);
       openTenant = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
     }
-    const app = await buildApp({ config, db, registry, embeddings, auth, openTenant }, logger);
+    const services = {
+      config,
+      db,
+      redis,
+      registry,
+      models: new ModelAccess(registry, opts.tenantModels ?? null),
+      embeddings,
+      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs),
+      tiers,
+      limits,
+      metrics,
+      openTenant,
+    };
+    metrics.hotCacheSource = () => hot.stats.bytes;
+    const app = await buildApp(services, logger);
     return {
       app,
       db,
+      redis,
       embeddings,
       registry,
+      evictor,
       async close() {
         await app.close();
+        await evictor.stop();
+        // Counters gathered in memory reach the database before it closes: nothing is lost.
         await embeddings.close();
-        await Promise.all(registry.backends.map((b) => b.close()));
-        await db.close();
+        for (const c of cleanup) await c();
       },
     };
   } catch (err) {
-    await db.close().catch(() => {});
+    for (const c of cleanup) await c().catch(() => {});
     throw err;
   }
 }

@@ -8,12 +8,14 @@ import { cacheScope, inputHash, memoryKey } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
 import { ApiError } from './errors.js';
 import type { CachedVector, HotCache } from './hot-cache.js';
-import type { ModelRegistry } from './models.js';
+import type { Metrics } from './metrics.js';
+import type { ResolvedModel } from './models.js';
 import type { TenantContext } from './tenant.js';
 import type { EmbedInput, Embedder, ModelSpec, TaskType } from './types.js';
 
 export interface EmbedRequest {
-  model: string;
+  /** The model and the backend serving it, as resolved for this tenant (see ModelAccess). */
+  model: ResolvedModel;
   inputs: EmbedInput[];
   taskType?: TaskType | null;
 }
@@ -28,12 +30,14 @@ export interface EmbedOutcome {
   items: EmbeddedItem[];
   hits: number;
   promptTokens: number;
+  /** Tokens of the inputs computed for this request (what rate limits charge). */
+  missTokens: number;
 }
 
 export interface EmbedServiceDeps {
   sql: Sql;
-  registry: ModelRegistry;
   hot: HotCache;
+  metrics?: Metrics;
   logger: Logger;
   /** How often batched hit counters and usage are written. */
   flushIntervalMs?: number;
@@ -67,6 +71,7 @@ export class EmbedService {
         a.hits += b.hits;
         a.misses += b.misses;
         a.promptTokens += b.promptTokens;
+        a.hitTokens += b.hitTokens;
         a.backendMs += b.backendMs;
       },
       write: (batch) => addUsage(deps.sql, batch),
@@ -75,9 +80,7 @@ export class EmbedService {
   }
 
   async embed(tenant: TenantContext, req: EmbedRequest): Promise<EmbedOutcome> {
-    const resolved = this.deps.registry.resolve(req.model);
-    if (!resolved) throw ApiError.modelNotFound(req.model);
-    const { spec, backend } = resolved;
+    const { spec, backend } = req.model;
     const taskType = spec.defaultTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
     const scope = cacheScope(spec, taskType);
     const readTenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
@@ -146,22 +149,29 @@ export class EmbedService {
     // 4. Reassemble in request order and account.
     let hits = 0;
     let promptTokens = 0;
+    let hitTokens = 0;
     const items: EmbeddedItem[] = new Array(req.inputs.length);
     for (let i = 0; i < slots.length; i++) {
       const u = unique.get(slots[i])!;
       items[i] = { bytes: u.value!.bytes, tokens: u.value!.tokens, cached: u.cached };
-      if (u.cached) hits++;
+      if (u.cached) {
+        hits++;
+        hitTokens += u.value!.tokens;
+      }
       promptTokens += u.value!.tokens;
     }
+    this.deps.metrics?.cacheInputs.inc({ result: 'hit', model: spec.id }, hits);
+    this.deps.metrics?.cacheInputs.inc({ result: 'miss', model: spec.id }, items.length - hits);
     this.recordUsage(tenant.id, scope.model, {
       requests: 1,
       inputs: items.length,
       hits,
       misses: items.length - hits,
       promptTokens,
+      hitTokens,
       backendMs,
     });
-    return { spec, items, hits, promptTokens };
+    return { spec, items, hits, promptTokens, missTokens: promptTokens - hitTokens };
   }
 
   /** Runs the backend for `mine`, shares the result with concurrent waiters, and stores it. */
@@ -174,7 +184,15 @@ export class EmbedService {
     mine: { key: string; hash: Buffer; input: EmbedInput }[],
     unique: Map<string, { value?: CachedVector }>,
   ): Promise<void> {
-    const batch = backend.embed(spec.id, mine.map((m) => m.input), { taskType }).then((res) => {
+    const metrics = this.deps.metrics;
+    const stopTimer = metrics?.backendDuration.startTimer({ backend: backend.name });
+    metrics?.backendBatchSize.observe({ backend: backend.name }, mine.length);
+    const call = backend.embed(spec.id, mine.map((m) => m.input), { taskType });
+    call.then(
+      () => stopTimer?.(),
+      (err: unknown) => metrics?.backendErrors.inc({ backend: backend.name, status: String((err as { status?: number }).status ?? 'error') }),
+    );
+    const batch = call.then((res) => {
       if (res.vectors.length !== mine.length) {
         throw ApiError.internal(`backend returned ${res.vectors.length} vectors for ${mine.length} inputs`);
       }

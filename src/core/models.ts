@@ -1,19 +1,22 @@
+import type { BackendKind } from '../store/tiers.js';
 import type { Embedder, ModelSpec } from './types.js';
 
 export interface ResolvedModel {
   spec: ModelSpec;
   backend: Embedder;
+  /** What serves it, for tier checks: server models (`local`, `upstream`) or the tenant's own (`byok`). */
+  kind: BackendKind;
 }
 
-/** Which backend serves which model id. The first backend to claim an id keeps it. */
+/** The server's own models: which backend serves which id. The first backend to claim an id keeps it. */
 export class ModelRegistry {
   private readonly byId = new Map<string, ResolvedModel>();
   readonly backends: Embedder[] = [];
 
-  add(backend: Embedder): void {
+  add(backend: Embedder, kind: BackendKind): void {
     this.backends.push(backend);
     for (const spec of backend.models()) {
-      if (!this.byId.has(spec.id)) this.byId.set(spec.id, { spec, backend });
+      if (!this.byId.has(spec.id)) this.byId.set(spec.id, { spec, backend, kind });
     }
   }
 
@@ -21,12 +24,7 @@ export class ModelRegistry {
     return this.byId.get(id);
   }
 
-  list(): ModelSpec[] {
-    return [...this.byId.values()].map((m) => m.spec);
-  }
-
-  /** The model used when a native request names none: the first local one, else the first. */
-  defaultModel(): string | undefined {
-    return this.list()[0]?.id;
+  list(): ResolvedModel[] {
+    return [...this.byId.values()];
   }
 }

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import compress from '@fastify/compress';
+import fp from 'fastify-plugin';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.js';
 import { authPlugin } from './auth-plugin.js';
 import type { Services } from './context.js';
 import { installErrorHandlers } from './errors.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { nativeRoutes } from './routes/native.js';
 import { openaiRoutes } from './routes/openai.js';
 
@@ -28,6 +30,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     void reply.header('x-request-id', request.id);
   });
   await app.register(compress, { encodings: ['gzip', 'deflate'], threshold: 4096 });
+  await app.register(fp(metricsRoutes));
   await app.register(healthRoutes);
   await app.register(async (v1) => {
     await v1.register(authPlugin);

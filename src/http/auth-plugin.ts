@@ -1,12 +1,22 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { TenantContext } from '../core/tenant.js';
+import { limitHeaders } from '../limits/rate-limit.js';
+import type { Tier } from '../store/tiers.js';
 
-/** Every route registered after this, in the same scope, runs for an authenticated tenant. */
+/**
+ * Every route registered after this, in the same scope, runs for an authenticated tenant
+ * whose request has been counted against its tier's limits (x-ratelimit-* headers set).
+ */
 export const authPlugin = fp(async (app: FastifyInstance) => {
   app.decorateRequest('tenant', null as unknown as TenantContext);
-  app.addHook('onRequest', async (request) => {
-    const { openTenant, auth } = app.services;
-    request.tenant = openTenant ?? (await auth.authenticate(request.headers.authorization));
+  app.decorateRequest('tier', null as unknown as Tier);
+  app.addHook('onRequest', async (request, reply) => {
+    const { openTenant, auth, tiers, limits } = app.services;
+    const tenant = openTenant ?? (await auth.authenticate(request.headers.authorization));
+    request.tenant = tenant;
+    request.tier = tiers.get(tenant.tier);
+    const state = await limits.admit(tenant.id, request.tier);
+    void reply.headers(limitHeaders(state));
   });
 });

@@ -1,17 +1,28 @@
+import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { EmbedService } from '../core/embed-service.js';
+import type { Metrics } from '../core/metrics.js';
+import type { ModelAccess } from '../core/model-access.js';
 import type { ModelRegistry } from '../core/models.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { ApiKeyAuth } from '../limits/auth.js';
+import type { RateLimits } from '../limits/rate-limit.js';
+import type { TierCatalog } from '../limits/tiers.js';
 import type { Database } from '../store/db.js';
+import type { Tier } from '../store/tiers.js';
 
 /** The services routes use, decorated onto the Fastify instance as `app.services`. */
 export interface Services {
   config: Config;
   db: Database;
+  redis: Redis | null;
   registry: ModelRegistry;
+  models: ModelAccess;
   embeddings: EmbedService;
   auth: ApiKeyAuth;
+  tiers: TierCatalog;
+  limits: RateLimits;
+  metrics: Metrics;
   /** Tenant used for every request when AUTH_DISABLED is set. */
   openTenant: TenantContext | null;
 }
@@ -22,5 +33,6 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     tenant: TenantContext;
+    tier: Tier;
   }
 }

@@ -9,6 +9,8 @@ export interface UsageDelta {
   hits: number;
   misses: number;
   promptTokens: number;
+  /** Tokens served from the cache: what the hits would have cost. */
+  hitTokens: number;
   backendMs: number;
 }
 
@@ -24,6 +26,7 @@ export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
     hits: d.hits,
     misses: d.misses,
     prompt_tokens: d.promptTokens,
+    hit_tokens: d.hitTokens,
     backend_ms: d.backendMs,
   }));
   await sql`
@@ -34,6 +37,7 @@ export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
       hits = usage_daily.hits + EXCLUDED.hits,
       misses = usage_daily.misses + EXCLUDED.misses,
       prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
+      hit_tokens = usage_daily.hit_tokens + EXCLUDED.hit_tokens,
       backend_ms = usage_daily.backend_ms + EXCLUDED.backend_ms`;
 }
 
@@ -45,13 +49,14 @@ export interface UsageRow {
   hits: number;
   misses: number;
   promptTokens: number;
+  hitTokens: number;
   backendMs: number;
 }
 
 export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: string): Promise<UsageRow[]> {
   const rows = await sql<
-    { day: string; model: string; requests: string; inputs: string; hits: string; misses: string; prompt_tokens: string; backend_ms: number }[]
-  >`SELECT to_char(day, 'YYYY-MM-DD') AS day, model, requests, inputs, hits, misses, prompt_tokens, backend_ms
+    { day: string; model: string; requests: string; inputs: string; hits: string; misses: string; prompt_tokens: string; hit_tokens: string; backend_ms: number }[]
+  >`SELECT to_char(day, 'YYYY-MM-DD') AS day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms
     FROM usage_daily WHERE tenant_id = ${tenantId} AND (${sinceDay ?? null}::date IS NULL OR day >= ${sinceDay ?? null}::date)
     ORDER BY day, model`;
   return rows.map((r) => ({
@@ -62,6 +67,7 @@ export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: stri
     hits: Number(r.hits),
     misses: Number(r.misses),
     promptTokens: Number(r.prompt_tokens),
+    hitTokens: Number(r.hit_tokens),
     backendMs: Number(r.backend_ms),
   }));
 }

@@ -1,10 +1,11 @@
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { createServer, type Server } from '../../src/server.js';
-import type { Embedder } from '../../src/core/types.js';
+import type { BackendEntry } from '../../src/server.js';
 import { generateApiKey } from '../../src/limits/api-key.js';
 import { insertApiKey } from '../../src/store/api-keys.js';
 import { ensureTenant } from '../../src/store/tenants.js';
+import { upsertTier } from '../../src/store/tiers.js';
 import { startFakeUpstream, type FakeUpstream } from '../../src/testing/fake-upstream.js';
 import { freshDatabaseUrl } from './db.js';
 
@@ -13,7 +14,7 @@ export interface TestServer {
   fake: FakeUpstream;
   /** Base URL when listening (`http://127.0.0.1:PORT`), else undefined. */
   url: string | undefined;
-  /** Creates an API key for `tenant` (created if needed). */
+  /** Creates an API key for `tenant` (created if needed; tier `unlimited`, every backend and no limits, unless given). */
   key(tenant: string, opts?: { tier?: string }): Promise<string>;
   close(): Promise<void>;
 }
@@ -23,7 +24,7 @@ export interface TestServer {
  * `env` overrides the environment the server would read.
  */
 export async function startTestServer(
-  opts: { env?: Record<string, string>; listen?: boolean; backends?: Embedder[]; fakeLatencyMs?: number; fakeMaxBatch?: number; databaseUrl?: string } = {},
+  opts: { env?: Record<string, string>; listen?: boolean; backends?: BackendEntry[]; fakeLatencyMs?: number; fakeMaxBatch?: number; databaseUrl?: string } = {},
 ): Promise<TestServer> {
   const fake = await startFakeUpstream({ apiKey: 'upstream-secret', latencyMs: opts.fakeLatencyMs, maxBatch: opts.fakeMaxBatch });
   const config = loadConfig({
@@ -35,7 +36,9 @@ export async function startTestServer(
     PORT: '0',
     ...opts.env,
   });
-  const server = await createServer(config, createLogger(config.logLevel), opts.backends);
+  const server = await createServer(config, createLogger(config.logLevel), { backends: opts.backends });
+  await upsertTier(server.db.sql, { name: 'unlimited', requestsPerDay: null, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['byok', 'upstream', 'local'] });
+  await server.app.services.tiers.refresh();
   let url: string | undefined;
   if (opts.listen) {
     await server.app.listen({ host: '127.0.0.1', port: 0 });
@@ -47,7 +50,7 @@ export async function startTestServer(
     fake,
     url,
     async key(tenant, o = {}) {
-      const t = await ensureTenant(server.db.sql, tenant, o.tier);
+      const t = await ensureTenant(server.db.sql, tenant, o.tier ?? 'unlimited');
       const k = generateApiKey();
       await insertApiKey(server.db.sql, { tenantId: t.id, prefix: k.prefix, keyHash: k.hash, name: null });
       return k.key;

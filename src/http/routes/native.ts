@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { bytesToVector } from '../../core/codec.js';
 import { deriveDimensions } from '../../core/dimensions.js';
 import { ApiError } from '../../core/errors.js';
@@ -11,16 +11,16 @@ import { cacheHeader, checkDimensions } from './openai.js';
 
 /** Native routes: POST /embed, POST /embed/batch, GET /stats. */
 export async function nativeRoutes(app: FastifyInstance): Promise<void> {
-  const { registry, embeddings, config, db } = app.services;
+  const { models, embeddings, config, db, limits } = app.services;
 
-  const run = async (request: { tenant: Parameters<typeof embeddings.embed>[0] }, model: string | undefined, texts: string[], dims: number | undefined, taskType: EmbedBody['task_type']) => {
+  const run = async (request: FastifyRequest, model: string | undefined, texts: string[], dims: number | undefined, taskType: EmbedBody['task_type']) => {
     if (texts.length > config.maxInputs) throw ApiError.invalid(`At most ${config.maxInputs} texts per request.`, 'texts');
-    const id = model ?? registry.defaultModel();
-    if (!id) throw ApiError.invalid('No model is configured on this server; pass `model`.', 'model');
-    const resolved = registry.resolve(id);
-    if (!resolved) throw ApiError.modelNotFound(id);
+    const id = model ?? (await models.defaultModel(request.tenant, request.tier));
+    if (!id) throw ApiError.invalid('No model is available to you on this server; pass `model`.', 'model');
+    const resolved = await models.resolve(request.tenant, request.tier, id);
     checkDimensions(resolved.spec, dims);
-    const outcome = await embeddings.embed(request.tenant, { model: id, inputs: texts.map((text) => ({ kind: 'text', text })), taskType });
+    const outcome = await embeddings.embed(request.tenant, { model: resolved, inputs: texts.map((text) => ({ kind: 'text', text })), taskType });
+    await limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
     return { outcome, vectors: outcome.items.map((it) => toArray(it, dims, resolved.spec.dimensionsMethod)) };
   };
 

@@ -7,26 +7,28 @@ import { EmbeddingsBody, parseBody, parseInput } from '../schemas.js';
 
 /** OpenAI-compatible routes: POST /embeddings, GET /models, GET /models/:id. */
 export async function openaiRoutes(app: FastifyInstance): Promise<void> {
-  const { registry, embeddings, config } = app.services;
+  const { models, embeddings, config, limits } = app.services;
 
   app.post('/embeddings', async (request, reply) => {
     const body = parseBody(EmbeddingsBody, request.body);
     const inputs = parseInput(body.input, config.maxInputs);
-    const resolved = registry.resolve(body.model);
-    if (!resolved) throw ApiError.modelNotFound(body.model);
-    checkDimensions(resolved.spec, body.dimensions);
-    const outcome = await embeddings.embed(request.tenant, { model: body.model, inputs, taskType: body.task_type });
+    const model = await models.resolve(request.tenant, request.tier, body.model);
+    checkDimensions(model.spec, body.dimensions);
+    const outcome = await embeddings.embed(request.tenant, { model, inputs, taskType: body.task_type });
+    await limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
     const full = outcome.items[0].bytes.length / 4;
     if (body.dimensions !== undefined && body.dimensions > full) throw tooManyDimensions(body.model, full);
     void reply.header('x-cache', cacheHeader(outcome)).type('application/json');
     return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, body.encoding_format ?? 'float', body.dimensions, outcome.spec.dimensionsMethod);
   });
 
-  app.get('/models', async () => ({ object: 'list', data: registry.list().map(modelObject) }));
+  app.get('/models', async (request) => ({
+    object: 'list',
+    data: (await models.list(request.tenant, request.tier)).map((m) => modelObject(m.spec)),
+  }));
 
   app.get<{ Params: { id: string } }>('/models/:id', async (request) => {
-    const m = registry.resolve(request.params.id);
-    if (!m) throw ApiError.modelNotFound(request.params.id);
+    const m = await models.resolve(request.tenant, request.tier, request.params.id);
     return modelObject(m.spec);
   });
 }

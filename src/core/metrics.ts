@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Prometheus metrics, one registry per server (tests run several servers in one process).
+ * Recorded at the seams: HTTP hooks, the cache lookup, backend calls, the limiter.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly httpRequests = new Histogram({
+    name: 'ec_http_request_duration_seconds',
+    help: 'HTTP request latency by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly cacheInputs = new Counter({
+    name: 'ec_cache_inputs_total',
+    help: 'Embedding inputs by cache result (hit = served from the cache)',
+    labelNames: ['result', 'model'] as const,
+    registers: [this.registry],
+  });
+
+  readonly backendDuration = new Histogram({
+    name: 'ec_backend_duration_seconds',
+    help: 'Time spent computing misses, by backend',
+    labelNames: ['backend'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly backendBatchSize = new Histogram({
+    name: 'ec_backend_batch_inputs',
+    help: 'Inputs per backend call',
+    labelNames: ['backend'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048],
+    registers: [this.registry],
+  });
+
+  readonly backendErrors = new Counter({
+    name: 'ec_backend_errors_total',
+    help: 'Failed backend calls (upstream errors, timeouts, model failures) by backend and status',
+    labelNames: ['backend', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly limiterDecisions = new Counter({
+    name: 'ec_rate_limit_decisions_total',
+    help: 'Rate limiter decisions by outcome and window',
+    labelNames: ['decision', 'window'] as const,
+    registers: [this.registry],
+  });
+
+  readonly queueDepth = new Gauge({
+    name: 'ec_backend_queue_depth',
+    help: 'Inputs waiting in a local backend queue',
+    labelNames: ['backend'] as const,
+    registers: [this.registry],
+  });
+
+  /** Read at scrape time: set by whoever owns the value. */
+  hotCacheSource: () => number = () => 0;
+
+  readonly hotCacheBytes: Gauge = new Gauge({
+    name: 'ec_hot_cache_bytes',
+    help: 'Bytes held by the in-process hot cache',
+    registers: [this.registry],
+    collect: (): void => this.hotCacheBytes.set(this.hotCacheSource()),
+  });
+
+  constructor(defaults = true) {
+    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'ec_' });
+  }
+}

@@ -1,0 +1,146 @@
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+import { ApiError } from '../core/errors.js';
+import type { Tier } from '../store/tiers.js';
+
+/** One window's state, as OpenAI's x-ratelimit-* headers report it. */
+export interface WindowState {
+  limit: number;
+  remaining: number;
+  resetMs: number;
+}
+
+export interface LimitState {
+  requests: WindowState | null;
+  tokens: WindowState | null;
+}
+
+export type LimitDecision = 'allowed' | 'limited';
+
+interface TierLimiters {
+  day: RateLimiterAbstract | null;
+  burst: RateLimiterAbstract | null;
+  tokens: RateLimiterAbstract | null;
+}
+
+/**
+ * Per-tenant limits of a tier: requests per day, a burst per second, tokens per minute.
+ * Counting rules: every authenticated /v1 request costs one request (hit or miss, one input or
+ * 2048); tokens are charged for misses only (what the backend computed), after the response is
+ * known, so one request may overshoot the token budget; the next is refused.
+ * With Redis the budget is global across instances; when Redis fails, an in-process
+ * "insurance" limiter with the same budget takes over and the service keeps serving.
+ */
+export class RateLimits {
+  private readonly byTier = new Map<string, TierLimiters>();
+
+  constructor(
+    private readonly redis: Redis | null,
+    private readonly onDecision: (d: LimitDecision, window: string) => void = () => {},
+  ) {}
+
+  private limiters(tier: Tier): TierLimiters {
+    const sig = `${tier.name}:${tier.requestsPerDay}:${tier.burstPerSecond}:${tier.tokensPerMinute}`;
+    let l = this.byTier.get(sig);
+    if (!l) {
+      l = {
+        day: this.make(`rpd:${tier.name}`, tier.requestsPerDay, 86_400),
+        burst: this.make(`rps:${tier.name}`, tier.burstPerSecond, 1),
+        tokens: this.make(`tpm:${tier.name}`, tier.tokensPerMinute, 60),
+      };
+      this.byTier.set(sig, l);
+    }
+    return l;
+  }
+
+  private make(prefix: string, points: number | null, duration: number): RateLimiterAbstract | null {
+    if (points === null) return null;
+    const keyPrefix = `ec:${prefix}`;
+    const memory = new RateLimiterMemory({ keyPrefix, points, duration });
+    if (!this.redis) return memory;
+    return new RateLimiterRedis({ storeClient: this.redis, keyPrefix, points, duration, insuranceLimiter: memory });
+  }
+
+  /** Counts one request for `tenantId`; throws a 429 ApiError (with headers) when over a limit. */
+  async admit(tenantId: number, tier: Tier): Promise<LimitState> {
+    const l = this.limiters(tier);
+    const key = String(tenantId);
+    const state: LimitState = { requests: null, tokens: null };
+    if (l.tokens && tier.tokensPerMinute !== null) {
+      const used = await l.tokens.get(key);
+      state.tokens = windowState(tier.tokensPerMinute, used);
+      if (used && used.consumedPoints >= tier.tokensPerMinute) {
+        this.onDecision('limited', 'tokens');
+        throw limited(`Rate limit reached for tokens per minute (tier ${tier.name}: ${tier.tokensPerMinute}).`, state, used.msBeforeNext);
+      }
+    }
+    if (l.burst && tier.burstPerSecond !== null) {
+      try {
+        await l.burst.consume(key);
+      } catch (rej) {
+        const res = asRes(rej);
+        this.onDecision('limited', 'burst');
+        throw limited(`Rate limit reached: at most ${tier.burstPerSecond} requests per second on tier ${tier.name}.`, state, res.msBeforeNext);
+      }
+    }
+    if (l.day && tier.requestsPerDay !== null) {
+      try {
+        state.requests = windowState(tier.requestsPerDay, await l.day.consume(key));
+      } catch (rej) {
+        const res = asRes(rej);
+        state.requests = windowState(tier.requestsPerDay, res);
+        this.onDecision('limited', 'requests');
+        throw limited(`Rate limit reached for requests per day (tier ${tier.name}: ${tier.requestsPerDay}).`, state, res.msBeforeNext);
+      }
+    }
+    this.onDecision('allowed', 'all');
+    return state;
+  }
+
+  /** Charges tokens a request computed (misses only). Never throws for being over budget. */
+  async chargeTokens(tenantId: number, tier: Tier, tokens: number): Promise<void> {
+    const l = this.limiters(tier);
+    if (!l.tokens || tokens <= 0) return;
+    // penalty() adds points without rejecting; an over-budget tenant is refused on its next request.
+    await l.tokens.penalty(String(tenantId), tokens);
+  }
+}
+
+function asRes(rej: unknown): RateLimiterRes {
+  if (rej instanceof RateLimiterRes) return rej;
+  // Neither the store nor the insurance limiter answered: a real fault, not a limit.
+  throw rej;
+}
+
+function windowState(limit: number, res: RateLimiterRes | null): WindowState {
+  if (!res) return { limit, remaining: limit, resetMs: 0 };
+  return { limit, remaining: Math.max(0, limit - res.consumedPoints), resetMs: res.msBeforeNext };
+}
+
+function limited(message: string, state: LimitState, msBeforeNext: number): ApiError {
+  const headers = limitHeaders(state);
+  headers['retry-after'] = String(Math.max(1, Math.ceil(msBeforeNext / 1000)));
+  return new ApiError(429, 'rate_limit_error', `${message} Retry after ${headers['retry-after']}s, or ask for a higher tier.`, null, 'rate_limit_exceeded', headers);
+}
+
+/** OpenAI's header names and duration format ("1s", "6m0s", "1h2m3s"). */
+export function limitHeaders(state: LimitState): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (const [name, w] of [['requests', state.requests], ['tokens', state.tokens]] as const) {
+    if (!w) continue;
+    h[`x-ratelimit-limit-${name}`] = String(w.limit);
+    h[`x-ratelimit-remaining-${name}`] = String(w.remaining);
+    h[`x-ratelimit-reset-${name}`] = formatDuration(w.resetMs);
+  }
+  return h;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  let s = Math.ceil(ms / 1000);
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
+  return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${s}s`;
+}
