@@ -1,0 +1,278 @@
+#!/usr/bin/env node
+/**
+ * The load generator, run as its own process so that it never shares an event loop with the
+ * server it measures:   node bench/lib/load.mjs <config.json> <result.json>
+ *
+ * Drives autocannon (one worker thread: the machine is small) with a workload built here:
+ *   fixed   the same body every time (hit path, static ceiling)
+ *   unique  one never-seen text per request (miss path, local model)
+ *   mixed   hits drawn Zipf-wise from a warmed set, a share of unique misses, some multi-input
+ *   seed    a fixed list of batches sent once each, `concurrency` at a time (bulk cold cache)
+ * Latency percentiles are computed here from every response's exact time (autocannon's own
+ * histogram rounds to whole milliseconds); autocannon's figures are kept as well.
+ */
+import http from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
+import autocannon from 'autocannon';
+import { rng, text, zipfSampler } from './texts.mjs';
+
+const [, , configPath, resultPath] = process.argv;
+const cfg = JSON.parse(readFileSync(configPath, 'utf8'));
+
+/** Returns a function giving the next request body and the number of inputs in it. */
+function workload(w) {
+  switch (w.kind) {
+    case 'fixed':
+      return null;
+    case 'unique': {
+      let n = 0;
+      const base = { model: w.model, encoding_format: w.encoding };
+      return () => ({ body: JSON.stringify({ ...base, input: w.prefix + text(w.family, n++) }), inputs: 1 });
+    }
+    case 'mixed': {
+      const random = rng(w.seed ?? 42);
+      const zipf = zipfSampler(w.hitCount, w.zipfS, random);
+      let misses = 0;
+      const one = () => (random() < w.missRatio ? text(w.missFamily, misses++) : text(w.hitFamily, zipf()));
+      return () => {
+        const multi = random() < w.multiRatio;
+        const n = multi ? w.multiSize : 1;
+        const inputs = new Array(n);
+        for (let i = 0; i < n; i++) inputs[i] = one();
+        return { body: JSON.stringify({ model: w.model, encoding_format: w.encoding, input: multi ? inputs : inputs[0] }), inputs: n };
+      };
+    }
+    default:
+      throw new Error(`unknown workload ${w.kind}`);
+  }
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+function summarise(times) {
+  const sorted = Float64Array.from(times).sort();
+  let sum = 0;
+  for (const t of sorted) sum += t;
+  const r = (x) => (x === null ? null : Math.round(x * 1000) / 1000);
+  return {
+    count: sorted.length,
+    mean: r(sorted.length ? sum / sorted.length : null),
+    p50: r(percentile(sorted, 50)),
+    p90: r(percentile(sorted, 90)),
+    p99: r(percentile(sorted, 99)),
+    p999: r(percentile(sorted, 99.9)),
+    max: r(sorted.length ? sorted[sorted.length - 1] : null),
+  };
+}
+
+function cannon(opts, record) {
+  return new Promise((resolve, reject) => {
+    const inst = autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
+    if (record) {
+      inst.on('response', (_client, statusCode, _bytes, responseTime) => {
+        if (statusCode >= 200 && statusCode < 300) record.push(responseTime);
+      });
+    }
+  });
+}
+
+async function runCannon() {
+  const make = workload(cfg.workload);
+  let inputsSent = 0;
+  const request = {
+    method: 'POST',
+    path: cfg.path,
+    headers: { 'content-type': 'application/json', ...(cfg.headers ?? {}) },
+  };
+  if (make) {
+    request.setupRequest = (req) => {
+      const next = make();
+      inputsSent += next.inputs;
+      req.body = next.body;
+      return req;
+    };
+  } else {
+    request.body = cfg.workload.body;
+  }
+  const base = {
+    url: cfg.url,
+    connections: cfg.connections,
+    pipelining: 1,
+    timeout: cfg.timeoutS ?? 30,
+    requests: [request],
+    ...(cfg.overallRate ? { overallRate: cfg.overallRate } : {}),
+  };
+  if (cfg.warmupS > 0) await cannon({ ...base, duration: cfg.warmupS });
+  inputsSent = 0;
+  const times = [];
+  const startedAt = Date.now();
+  const r = await cannon({ ...base, duration: cfg.duration }, times);
+  const seconds = r.duration || (Date.now() - startedAt) / 1000;
+  const ok = times.length;
+  const inputsPerRequest = make ? null : cfg.workload.inputsPerRequest ?? 1;
+  return {
+    seconds,
+    connections: cfg.connections,
+    overallRate: cfg.overallRate ?? null,
+    requests: r.requests.total,
+    ok,
+    reqPerSec: ok / seconds,
+    inputsPerSec: make ? (inputsSent * (ok / Math.max(1, r.requests.sent ?? r.requests.total))) / seconds : (ok * inputsPerRequest) / seconds,
+    inputsSent: make ? inputsSent : ok * inputsPerRequest,
+    latencyMs: summarise(times),
+    autocannon: {
+      latency: { p50: r.latency.p50, p97_5: r.latency.p97_5, p99: r.latency.p99, max: r.latency.max, mean: r.latency.mean },
+      requestsAverage: r.requests.average,
+      throughputBytesPerSec: r.throughput.average,
+    },
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    statusCodes: r.statusCodeStats,
+  };
+}
+
+/** Bulk: each batch sent once, `concurrency` requests in flight, over keep-alive connections. */
+async function runSeed() {
+  const w = cfg.workload;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: w.concurrency });
+  const url = new URL(cfg.path, cfg.url);
+  const batches = Math.ceil(w.total / w.batch);
+  let next = 0;
+  let inputs = 0;
+  const failures = [];
+  const times = [];
+  const post = (body) =>
+    new Promise((resolve, reject) => {
+      const req = http.request(
+        url,
+        { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(cfg.headers ?? {}) }, timeout: 120_000 },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end(body);
+    });
+  const started = performance.now();
+  const deadline = Date.now() + (cfg.maxSeconds ?? 600) * 1000;
+  await Promise.all(
+    Array.from({ length: w.concurrency }, async () => {
+      while (next < batches && Date.now() < deadline) {
+        const b = next++;
+        const n = Math.min(w.batch, w.total - b * w.batch);
+        const input = new Array(n);
+        for (let i = 0; i < n; i++) input[i] = text(w.family, b * w.batch + i);
+        const t0 = performance.now();
+        const res = await post(JSON.stringify({ model: w.model, encoding_format: w.encoding, input })).catch((err) => ({ status: 0, body: Buffer.from(String(err)) }));
+        times.push(performance.now() - t0);
+        if (res.status === 200) inputs += n;
+        else if (failures.length < 5) failures.push(`${res.status}: ${res.body.toString('utf8', 0, 300)}`);
+        else failures.push(res.status);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  return {
+    seconds,
+    batches,
+    batch: w.batch,
+    concurrency: w.concurrency,
+    inputs,
+    inputsPerSec: inputs / seconds,
+    complete: inputs === w.total,
+    batchLatencyMs: summarise(times),
+    failures: failures.length,
+    failureSamples: failures.filter((f) => typeof f === 'string'),
+  };
+}
+
+/**
+ * Open-loop load at a fixed rate, evenly spaced (to the timer's millisecond), over at most
+ * `connections` connections. autocannon's own rate limit is a per-second quota (each connection
+ * sends flat out until its quota for the second is used, then waits for the next second), which
+ * measures bursts at full speed rather than a steady half load. Latency here is counted from
+ * when a request was due, so queueing behind a slow server is counted (no coordinated omission).
+ */
+async function runPaced() {
+  const { Pool } = await import('undici');
+  const pool = new Pool(cfg.url, { connections: cfg.connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const make = workload(cfg.workload);
+  const headers = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
+  const fixedBody = make ? null : Buffer.from(cfg.workload.body);
+  const interval = 1000 / cfg.rate;
+
+  const phase = (seconds, rec) =>
+    new Promise((resolve) => {
+      const total = Math.floor(seconds * cfg.rate);
+      const start = performance.now() + 5;
+      let fired = 0;
+      let done = 0;
+      let maxLag = 0;
+      const finish = () => {
+        if (++done === total) resolve({ total, maxLag });
+      };
+      const fire = (due) => {
+        const sent = performance.now();
+        maxLag = Math.max(maxLag, sent - due);
+        const body = fixedBody ?? make().body;
+        pool
+          .request({ path: cfg.path, method: 'POST', headers, body })
+          .then(async (res) => {
+            for await (const _ of res.body);
+            const end = performance.now();
+            if (rec) {
+              if (res.statusCode >= 200 && res.statusCode < 300) {
+                rec.fromDue.push(end - due);
+                rec.fromSent.push(end - sent);
+              } else rec.non2xx++;
+            }
+          })
+          .catch(() => rec && rec.errors++)
+          .finally(finish);
+      };
+      const tick = () => {
+        const now = performance.now();
+        while (fired < total && start + fired * interval <= now) fire(start + interval * fired++);
+        if (fired < total) setTimeout(tick, Math.max(0, start + fired * interval - performance.now()));
+      };
+      if (total === 0) resolve({ total, maxLag });
+      else setTimeout(tick, 5);
+    });
+
+  if (cfg.warmupS > 0) await phase(cfg.warmupS, null);
+  const rec = { fromDue: [], fromSent: [], non2xx: 0, errors: 0 };
+  const t0 = performance.now();
+  const { total, maxLag } = await phase(cfg.duration, rec);
+  const seconds = (performance.now() - t0) / 1000;
+  await pool.close();
+  const ok = rec.fromDue.length;
+  return {
+    seconds,
+    connections: cfg.connections,
+    rate: cfg.rate,
+    requests: total,
+    ok,
+    reqPerSec: ok / seconds,
+    inputsPerSec: (ok * (cfg.workload.inputsPerRequest ?? 1)) / seconds,
+    latencyMs: summarise(rec.fromDue),
+    latencyFromSendMs: summarise(rec.fromSent),
+    maxScheduleLagMs: Math.round(maxLag * 100) / 100,
+    non2xx: rec.non2xx,
+    errors: rec.errors,
+    timeouts: 0,
+  };
+}
+
+const result = cfg.workload.kind === 'seed' ? await runSeed() : cfg.rate ? await runPaced() : await runCannon();
+writeFileSync(resultPath, JSON.stringify(result));
+process.exit(0);

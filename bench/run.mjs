@@ -1,0 +1,835 @@
+#!/usr/bin/env node
+/**
+ * The benchmark harness:  npm run bench -- <scenario|all> [options]
+ *
+ * Starts everything it needs itself (a throw-away PostgreSQL server, the shipped fake upstream,
+ * the server under test from dist/, the reference servers), drives load from a separate
+ * process (bench/lib/load.mjs, autocannon), and runs every scenario side by side with its
+ * reference in the same run. Prints a markdown report, writes bench/results/<timestamp>.json
+ * and bench/results/latest.md. Loopback only; every load run is bounded in time.
+ *
+ * Scenarios: hit, miss, mixed, local, seed, soak (all = hit miss mixed local seed).
+ * Options:
+ *   --duration <s>        seconds per measurement (default 10; 3 with --quick)
+ *   --quick               short runs, 10k seed texts, a smaller warmed set
+ *   --connections <n>     concurrent connections of the load generator (default 32)
+ *   --minutes <n>         soak length (default 10)
+ *   --seed-texts <n>      texts for `seed` (default 100000; 10000 with --quick)
+ *   --upstream-latency <ms>  fake upstream latency (default 20)
+ *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...)
+ *   --profile             run the server under `node --cpu-prof` and summarise the profile
+ *   --no-build            never rebuild dist/, even when src/ is newer
+ *   --no-write            print only; write no files
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { machineCpu, cpuSecondsOf, freePort, killAllTracked, rssOf, sleep, spawnTracked, startPostgres, stopChild, tailOf, waitFor, canConnect, waitHttp } from './lib/services.mjs';
+import { text } from './lib/texts.mjs';
+import { profileMarkdown, summariseProfile } from './lib/profile.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BENCH = path.join(ROOT, 'bench');
+const CLI = path.join(ROOT, 'dist', 'cli.js');
+const SCENARIOS = ['hit', 'miss', 'mixed', 'local', 'seed', 'soak'];
+const ALL = ['hit', 'miss', 'mixed', 'local', 'seed'];
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function parseArgs(argv) {
+  const o = { scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    const num = () => {
+      const v = Number(val());
+      if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
+      return v;
+    };
+    if (a === '--quick') o.quick = true;
+    else if (a === '--duration') o.duration = num();
+    else if (a === '--connections') o.connections = Math.round(num());
+    else if (a === '--minutes') o.minutes = num();
+    else if (a === '--seed-texts') o.seedTexts = Math.round(num());
+    else if (a === '--upstream-latency') o.upstreamLatency = Number(val());
+    else if (a === '--profile') o.profile = true;
+    else if (a === '--variants') o.variants = val().split(',').map((v) => v.trim()).filter(Boolean);
+    else if (a === '--no-build') o.build = false;
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--help' || a === '-h') o.help = true;
+    else if (a === 'all') o.scenarios.push(...ALL);
+    else if (SCENARIOS.includes(a)) o.scenarios.push(a);
+    else throw new Error(`unknown argument ${a} (scenarios: ${SCENARIOS.join(', ')}, all)`);
+  }
+  o.duration ??= o.quick ? 3 : 10;
+  o.warmup = o.quick ? 1 : 2;
+  o.seedTexts ??= o.quick ? 10_000 : 100_000;
+  o.mixedWarm = o.quick ? 2_000 : 10_000;
+  o.scenarios = [...new Set(o.scenarios)];
+  return o;
+}
+
+const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--variants n1-base64-768,...] [--profile] [--no-build] [--no-write]`;
+
+// ---------------------------------------------------------------------------------------------
+// Build
+
+function newestMtime(dir, filter) {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p, filter));
+    else if (filter(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function ensureBuild(allowBuild) {
+  const srcNewest = newestMtime(path.join(ROOT, 'src'), (n) => n.endsWith('.ts') && !n.endsWith('.test.ts'));
+  const distNewest = newestMtime(path.join(ROOT, 'dist'), (n) => n.endsWith('.js'));
+  const stale = !existsSync(CLI) || srcNewest > distNewest;
+  if (!stale) return { built: false, stale: false };
+  if (!allowBuild) {
+    if (!existsSync(CLI)) throw new Error('dist/ is missing and --no-build was given: run `npm run build`.');
+    log('dist/ is older than src/, and --no-build was given: measuring the existing dist/.');
+    return { built: false, stale: true };
+  }
+  log(existsSync(CLI) ? 'src/ is newer than dist/: running `npm run build`' : 'dist/ is missing: running `npm run build`');
+  const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) {
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
+    if (!existsSync(CLI)) throw new Error(`npm run build failed:\n${out}`);
+    log(`npm run build failed; measuring the existing dist/ instead:\n${out}`);
+    return { built: false, stale: true, buildError: out };
+  }
+  return { built: true, stale: false };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function log(msg) {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+const round = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** d) / 10 ** d);
+const fmtInt = (x) => (x === null || x === undefined ? '-' : Math.round(x).toLocaleString('en-US'));
+const fmtMs = (x) => (x === null || x === undefined ? '-' : x < 10 ? x.toFixed(2) : x.toFixed(1));
+const fmtPct = (x) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(0)} %`);
+const fmtMB = (b) => (b === null || b === undefined ? '-' : `${(b / 1048576).toFixed(0)} MB`);
+const verdict = (ok) => (ok ? 'met' : 'MISSED');
+
+function machineInfo(pgVersion) {
+  const cpus = os.cpus();
+  const git = (args) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const dirty = git(['status', '--porcelain', '--', 'src', 'migrations', 'package.json']);
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cpus: cpus.length,
+    memoryBytes: os.totalmem(),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    postgres: pgVersion ?? null,
+    gitCommit: git(['rev-parse', 'HEAD']),
+    gitDirtyServerFiles: dirty ? dirty.split('\n').length : 0,
+  };
+}
+
+async function request(base, pathName, { method = 'POST', body, key, timeoutMs = 120_000 } = {}) {
+  const res = await fetch(new URL(pathName, base), {
+    method,
+    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const buf = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, headers: res.headers, body: buf, json: () => JSON.parse(buf.toString('utf8')) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stack
+
+class Stack {
+  constructor(opts) {
+    this.opts = opts;
+    this.tmp = mkdtempSync(path.join(os.tmpdir(), 'ec-bench-'));
+    this.nonce = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+    this.stops = [];
+    this.upstreamKey = 'sk-bench-upstream';
+    this.servers = {};
+  }
+
+  async start() {
+    log(`temp dir ${this.tmp}`);
+    this.pg = await startPostgres({ logDir: this.tmp });
+    this.stops.push(() => this.pg.stop());
+    log(`PostgreSQL ${this.pg.version} at ${this.pg.url}`);
+    this.upstream = await this.startFakeUpstream(this.opts.upstreamLatency);
+    const cliEnv = { ...process.env, DATABASE_URL: this.pg.url, LOG_LEVEL: 'warn' };
+    execFileSync(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env: cliEnv, stdio: 'pipe', timeout: 60_000 });
+    this.tier = await this.benchTier();
+    // The API key: created with the CLI, which prints it alone on its last line.
+    const out = execFileSync(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', ...(this.tier ? ['--tier', this.tier] : [])], {
+      cwd: ROOT,
+      env: cliEnv,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    this.key = out.trim().split('\n').pop().trim();
+  }
+
+  /**
+   * Rate limits would measure the limiter, not the server: when the schema has tiers, add an
+   * unlimited `bench` tier (NULL limits mean unlimited) allowed every kind of backend.
+   */
+  async benchTier() {
+    const { default: postgres } = await import('postgres');
+    const sql = postgres(this.pg.url, { max: 1, onnotice: () => {} });
+    try {
+      const [{ t }] = await sql`SELECT to_regclass('tiers') IS NOT NULL AS t`;
+      if (!t) return null;
+      await sql`INSERT INTO tiers (name, backends) VALUES ('bench', '{byok,upstream,local}') ON CONFLICT (name) DO NOTHING`;
+      return 'bench';
+    } catch (err) {
+      log(`WARNING: could not add an unlimited bench tier (${err.message}); the default tier's rate limits may cap the figures`);
+      return null;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  }
+
+  async startFakeUpstream(latencyMs) {
+    const port = await freePort();
+    const child = spawnTracked(process.execPath, [CLI, 'fake-upstream', '--port', String(port), '--latency', String(latencyMs), '--api-key', this.upstreamKey], {
+      cwd: ROOT,
+      logFile: path.join(this.tmp, `fake-upstream-${port}.log`),
+    });
+    await waitFor(() => canConnect(port), 'fake upstream', 30_000, child);
+    this.stops.push(() => stopChild(child));
+    return { url: `http://127.0.0.1:${port}/v1`, base: `http://127.0.0.1:${port}`, pid: child.pid };
+  }
+
+  /** The server under test, as its own process. `extraEnv` adds or overrides variables. */
+  async startServer(name, extraEnv, { profile = false, timeoutMs = 90_000 } = {}) {
+    const port = await freePort();
+    const logFile = path.join(this.tmp, `server-${name}.log`);
+    const nodeArgs = [];
+    let profDir = null;
+    if (profile) {
+      profDir = path.join(this.tmp, `prof-${name}`);
+      mkdirSync(profDir, { recursive: true });
+      nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
+    }
+    const env = {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: this.pg.url,
+      DATA_DIR: path.join(this.tmp, `data-${name}`),
+      ...extraEnv,
+    };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    const child = spawnTracked(process.execPath, [...nodeArgs, CLI, 'serve'], { cwd: ROOT, env, logFile });
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitHttp(`${base}/healthz`, `server ${name}`, timeoutMs, child);
+      await waitHttp(`${base}/readyz`, `server ${name} (readyz)`, timeoutMs, child);
+    } catch (err) {
+      await stopChild(child, 'SIGKILL');
+      throw new Error(`${err.message}\n--- ${logFile} ---\n${tailOf(logFile)}`);
+    }
+    let stopped = false;
+    const server = {
+      name,
+      base,
+      pid: child.pid,
+      logFile,
+      profDir,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await stopChild(child, 'SIGTERM', 20_000);
+      },
+    };
+    this.stops.push(() => server.stop());
+    return server;
+  }
+
+  /** A bench/lib/*.mjs reference server, as its own process. */
+  async startReference(script, args, what, timeoutMs = 60_000) {
+    const port = await freePort();
+    const logFile = path.join(this.tmp, `${path.basename(script, '.mjs')}.log`);
+    const child = spawnTracked(process.execPath, [path.join(BENCH, 'lib', script), '--port', String(port), ...args], { cwd: ROOT, logFile });
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      await waitHttp(`${base}/healthz`, what, timeoutMs, child);
+    } catch (err) {
+      await stopChild(child, 'SIGKILL');
+      throw new Error(`${err.message}\n--- ${logFile} ---\n${tailOf(logFile)}`);
+    }
+    const ref = { base, pid: child.pid, stop: () => stopChild(child) };
+    this.stops.push(ref.stop);
+    return ref;
+  }
+
+  async stop() {
+    for (const s of this.stops.reverse()) await s().catch(() => {});
+    this.stops = [];
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+
+  /** Runs bench/lib/load.mjs in its own process and returns its result. */
+  async load(cfg) {
+    const id = Math.random().toString(36).slice(2);
+    const cfgFile = path.join(this.tmp, `load-${id}.json`);
+    const resFile = path.join(this.tmp, `load-${id}.result.json`);
+    writeFileSync(cfgFile, JSON.stringify({ warmupS: this.opts.warmup, connections: this.opts.connections, ...cfg }));
+    const limitS = cfg.workload.kind === 'seed' ? (cfg.maxSeconds ?? 600) + 30 : (cfg.warmupS ?? this.opts.warmup) + cfg.duration + 60;
+    const pids = cfg.watch ?? [];
+    const cpu0 = pids.map((p) => cpuSecondsOf(p));
+    const m0 = machineCpu();
+    const t0 = performance.now();
+    await new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(BENCH, 'lib', 'load.mjs'), cfgFile, resFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`load generator ran past ${limitS} s`));
+      }, limitS * 1000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`load generator exited with ${code}`));
+      });
+    });
+    const wall = (performance.now() - t0) / 1000;
+    const m1 = machineCpu();
+    const result = JSON.parse(readFileSync(resFile, 'utf8'));
+    // CPU the watched processes used over the whole load process (warm-up included), as % of one core.
+    result.cpuPct = Object.fromEntries(
+      pids.map((p, i) => {
+        const c1 = cpuSecondsOf(p);
+        return [p, c1 === null || cpu0[i] === null ? null : round((100 * (c1 - cpu0[i])) / wall, 0)];
+      }),
+    );
+    // How busy the whole machine was (all processes, ours and anyone else's), in % of all cores.
+    result.machineBusyPct = m0 && m1 && m1.total > m0.total ? round((100 * (m1.busy - m0.busy)) / (m1.total - m0.total), 0) : null;
+    result.loadAvg1 = round(os.loadavg()[0], 2);
+    if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+      log(`WARNING: ${cfg.label ?? cfg.path}: ${result.non2xx} non-2xx (${JSON.stringify(result.statusCodes)}), ${result.errors} errors, ${result.timeouts} timeouts`);
+    }
+    return result;
+  }
+
+  async stats(server) {
+    const r = await request(server.base, '/v1/stats', { method: 'GET', key: this.key });
+    if (r.status !== 200) throw new Error(`GET /v1/stats: ${r.status} ${r.body.toString().slice(0, 200)}`);
+    return r.json();
+  }
+
+  /** Sends texts to the server in batches, so that they are cached. */
+  async warm(server, model, texts, encoding = 'base64', batch = 512) {
+    for (let i = 0; i < texts.length; i += batch) {
+      const r = await request(server.base, '/v1/embeddings', { key: this.key, body: { model, encoding_format: encoding, input: texts.slice(i, i + batch) } });
+      if (r.status !== 200) throw new Error(`warming ${model}: ${r.status} ${r.body.toString().slice(0, 300)}`);
+    }
+  }
+}
+
+/** One line on how busy the machine was during some load runs (anything else running skews them). */
+function busyNote(runs) {
+  const b = runs.map((r) => r?.machineBusyPct).filter((x) => x !== null && x !== undefined);
+  const l = runs.map((r) => r?.loadAvg1).filter((x) => x !== null && x !== undefined);
+  if (!b.length) return '';
+  return `Machine CPU busy during these runs: ${Math.min(...b)}–${Math.max(...b)} % of all cores (every process, ours included); 1-min load average ${Math.min(...l)}–${Math.max(...l)}.`;
+}
+
+const statDelta = (a, b) => ({ requests: b.requests - a.requests, inputs: b.inputs - a.inputs, hits: b.hits - a.hits, misses: b.misses - a.misses });
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios. Each returns { results, markdown, targets? }.
+
+const MODELS = { 768: 'fake-768', 1536: 'text-embedding-3-small' };
+
+async function scenarioHit(stack, o) {
+  const server = stack.main;
+  const variants = [];
+  for (const n of [1, 64]) for (const enc of ['base64', 'float']) for (const dims of [768, 1536]) variants.push({ n, enc, dims, name: `n${n}-${enc}-${dims}` });
+  if (o.variants) {
+    const unknown = o.variants.filter((v) => !variants.some((x) => x.name === v));
+    if (unknown.length) throw new Error(`unknown --variants ${unknown.join(', ')} (known: ${variants.map((v) => v.name).join(', ')})`);
+    variants.splice(0, variants.length, ...variants.filter((v) => o.variants.includes(v.name)));
+  }
+  // Warm each request, then capture a hit's exact response bytes for the static ceiling.
+  const bodies = {};
+  for (const v of variants) {
+    const inputs = Array.from({ length: v.n }, (_, i) => text(`hit-${stack.nonce}`, i));
+    v.body = JSON.stringify({ model: MODELS[v.dims], input: v.n === 1 ? inputs[0] : inputs, encoding_format: v.enc });
+    const first = await request(server.base, '/v1/embeddings', { key: stack.key, body: v.body });
+    if (first.status !== 200) throw new Error(`hit warm-up ${v.name}: ${first.status} ${first.body.toString().slice(0, 300)}`);
+    const again = await request(server.base, '/v1/embeddings', { key: stack.key, body: v.body });
+    if (again.headers.get('x-cache') !== 'hit') throw new Error(`hit warm-up ${v.name}: second request was x-cache ${again.headers.get('x-cache')}`);
+    v.responseBytes = again.body.length;
+    const file = path.join(stack.tmp, `static-${v.name}.json`);
+    writeFileSync(file, again.body);
+    bodies[v.name] = file;
+  }
+  const bodiesFile = path.join(stack.tmp, 'static-bodies.json');
+  writeFileSync(bodiesFile, JSON.stringify(bodies));
+  const ref = await stack.startReference('static-server.mjs', ['--bodies', bodiesFile], 'static ceiling server');
+
+  const auth = { authorization: `Bearer ${stack.key}` };
+  const rows = [];
+  for (const v of variants) {
+    const fixed = { kind: 'fixed', body: v.body, inputsPerRequest: v.n };
+    log(`hit ${v.name}: server`);
+    const s0 = await stack.stats(server);
+    const srv = await stack.load({ label: `hit ${v.name} server`, url: server.base, path: '/v1/embeddings', headers: auth, duration: o.duration, workload: fixed, watch: [server.pid] });
+    const sd = statDelta(s0, await stack.stats(server));
+    log(`hit ${v.name}: static ceiling`);
+    const st = await stack.load({ label: `hit ${v.name} static`, url: ref.base, path: `/static/${v.name}`, headers: auth, duration: o.duration, workload: fixed, watch: [ref.pid] });
+    const half = Math.max(1, Math.floor(srv.reqPerSec / 2));
+    log(`hit ${v.name}: server at half of its peak (${half} req/s)`);
+    const hp = await stack.load({ label: `hit ${v.name} half`, url: server.base, path: '/v1/embeddings', headers: auth, duration: o.duration, rate: half, workload: fixed, watch: [server.pid] });
+    rows.push({
+      variant: v.name,
+      inputs: v.n,
+      encoding: v.enc,
+      dims: v.dims,
+      responseBytes: v.responseBytes,
+      server: srv,
+      static: st,
+      ratio: st.reqPerSec > 0 ? srv.reqPerSec / st.reqPerSec : null,
+      halfPeak: { rate: half, ...hp },
+      missesDuringRun: sd.misses,
+    });
+  }
+  await ref.stop();
+
+  const key = rows.find((r) => r.variant === 'n1-base64-768');
+  const key1536 = rows.find((r) => r.variant === 'n1-base64-1536');
+  const targets = [key, key1536].filter(Boolean).flatMap((r) => [
+    { target: `hit ${r.variant}: >= 50 % of static ceiling req/s`, value: fmtPct(r.ratio), met: r.ratio >= 0.5 },
+    {
+      target: `hit ${r.variant}: p99 < 10 ms at half of peak (${fmtInt(r.halfPeak.rate)} req/s)`,
+      value: `${fmtMs(r.halfPeak.latencyMs.p99)} ms (p50 ${fmtMs(r.halfPeak.latencyMs.p50)} ms)`,
+      met: r.halfPeak.latencyMs.p99 < 10,
+    },
+  ]);
+  const md = [
+    `### hit: server vs static ceiling (${o.connections} connections, ${o.duration} s each)`,
+    '',
+    '| request | resp. bytes | server req/s | static req/s | ratio | server inputs/s | server p50 / p99 ms | static p50 / p99 ms | p99 ms at half peak (rate) | server CPU | misses in run |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.inputs} × ${r.encoding} ${r.dims} | ${fmtInt(r.responseBytes)} | ${fmtInt(r.server.reqPerSec)} | ${fmtInt(r.static.reqPerSec)} | **${fmtPct(r.ratio)}** | ${fmtInt(r.server.inputsPerSec)} | ${fmtMs(r.server.latencyMs.p50)} / ${fmtMs(r.server.latencyMs.p99)} | ${fmtMs(r.static.latencyMs.p50)} / ${fmtMs(r.static.latencyMs.p99)} | ${fmtMs(r.halfPeak.latencyMs.p99)} (${fmtInt(r.halfPeak.rate)}) | ${r.server.cpuPct[server.pid] ?? '-'} % | ${r.missesDuringRun} |`,
+    ),
+    '',
+    'Half peak: an evenly paced open-loop load at half the server\'s measured req/s (latency counted from when each request was due).',
+    busyNote(rows.flatMap((r) => [r.server, r.static, r.halfPeak])),
+  ].join('\n');
+  return { results: rows, markdown: md, targets };
+}
+
+async function scenarioMiss(stack, o) {
+  const server = stack.main;
+  const enc = 'base64';
+  const model = MODELS[1536];
+  log(`miss: fake upstream directly (${o.upstreamLatency} ms latency)`);
+  const direct = await stack.load({
+    label: 'miss direct',
+    url: stack.upstream.base,
+    path: '/v1/embeddings',
+    headers: { authorization: `Bearer ${stack.upstreamKey}` },
+    duration: o.duration,
+    workload: { kind: 'unique', family: `missd-${stack.nonce}`, model, encoding: enc, prefix: '' },
+    watch: [stack.upstream.pid],
+  });
+  log('miss: through the server');
+  const s0 = await stack.stats(server);
+  const via = await stack.load({
+    label: 'miss server',
+    url: server.base,
+    path: '/v1/embeddings',
+    headers: { authorization: `Bearer ${stack.key}` },
+    duration: o.duration,
+    workload: { kind: 'unique', family: `miss-${stack.nonce}`, model, encoding: enc, prefix: '' },
+    watch: [server.pid, stack.upstream.pid],
+  });
+  const sd = statDelta(s0, await stack.stats(server));
+  const r = {
+    upstreamLatencyMs: o.upstreamLatency,
+    model,
+    encoding: enc,
+    direct,
+    server: via,
+    addedP50Ms: via.latencyMs.p50 - direct.latencyMs.p50,
+    addedP99Ms: via.latencyMs.p99 - direct.latencyMs.p99,
+    throughputRatio: direct.reqPerSec > 0 ? via.reqPerSec / direct.reqPerSec : null,
+    serverStats: sd,
+  };
+  const targets = [
+    { target: 'miss: added p50 <= 2 ms over the upstream directly', value: `${fmtMs(r.addedP50Ms)} ms`, met: r.addedP50Ms <= 2 },
+    { target: 'miss: >= 90 % of the upstream\'s throughput', value: fmtPct(r.throughputRatio), met: r.throughputRatio >= 0.9 },
+  ];
+  const md = [
+    `### miss: through the server vs the fake upstream directly (${o.upstreamLatency} ms upstream latency, 1 unique input per request, ${o.connections} connections, ${o.duration} s each)`,
+    '',
+    '| path | req/s | p50 ms | p99 ms | CPU (server / upstream) |',
+    '|---|---:|---:|---:|---:|',
+    `| upstream directly | ${fmtInt(direct.reqPerSec)} | ${fmtMs(direct.latencyMs.p50)} | ${fmtMs(direct.latencyMs.p99)} | - / ${direct.cpuPct[stack.upstream.pid] ?? '-'} % |`,
+    `| through the server | ${fmtInt(via.reqPerSec)} | ${fmtMs(via.latencyMs.p50)} | ${fmtMs(via.latencyMs.p99)} | ${via.cpuPct[server.pid] ?? '-'} % / ${via.cpuPct[stack.upstream.pid] ?? '-'} % |`,
+    `| **added / ratio** | **${fmtPct(r.throughputRatio)}** | **+${fmtMs(r.addedP50Ms)}** | **+${fmtMs(r.addedP99Ms)}** | |`,
+    '',
+    `Server counted ${sd.misses} misses and ${sd.hits} hits over the run (warm-up included): every request should be a miss.`,
+    busyNote([direct, via]),
+  ].join('\n');
+  return { results: r, markdown: md, targets };
+}
+
+function mixedWorkload(stack, o, tag) {
+  return {
+    kind: 'mixed',
+    model: MODELS[1536],
+    encoding: 'base64',
+    hitFamily: `mixed-${stack.nonce}`,
+    hitCount: o.mixedWarm,
+    zipfS: 1.0,
+    missFamily: `mixedmiss-${tag}-${stack.nonce}`,
+    missRatio: 0.2,
+    multiRatio: 0.1,
+    multiSize: 8,
+    seed: 7,
+  };
+}
+
+async function warmMixed(stack, o) {
+  if (stack.mixedWarmed) return;
+  log(`mixed: warming ${o.mixedWarm} texts`);
+  const texts = Array.from({ length: o.mixedWarm }, (_, i) => text(`mixed-${stack.nonce}`, i));
+  await stack.warm(stack.main, MODELS[1536], texts);
+  stack.mixedWarmed = true;
+}
+
+async function scenarioMixed(stack, o) {
+  const server = stack.main;
+  await warmMixed(stack, o);
+  const s0 = await stack.stats(server);
+  log('mixed: running');
+  const w = mixedWorkload(stack, o, 'run');
+  const res = await stack.load({ label: 'mixed', url: server.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, duration: o.duration, workload: w, watch: [server.pid, stack.upstream.pid] });
+  const sd = statDelta(s0, await stack.stats(server));
+  const hitRatio = sd.hits + sd.misses > 0 ? sd.hits / (sd.hits + sd.misses) : null;
+  const r = { workload: w, ...res, serverStats: sd, observedHitRatio: hitRatio };
+  const md = [
+    `### mixed: ${fmtPct(1 - w.missRatio)} hits (Zipf s=${w.zipfS} over ${fmtInt(w.hitCount)} warmed texts), ${fmtPct(w.missRatio)} misses (${o.upstreamLatency} ms upstream), ${fmtPct(w.multiRatio)} of requests with ${w.multiSize} inputs (${o.connections} connections, ${o.duration} s)`,
+    '',
+    '| req/s | inputs/s | p50 ms | p90 ms | p99 ms | observed input hit ratio | server CPU |',
+    '|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${fmtInt(res.reqPerSec)} | ${fmtInt(res.inputsPerSec)} | ${fmtMs(res.latencyMs.p50)} | ${fmtMs(res.latencyMs.p90)} | ${fmtMs(res.latencyMs.p99)} | ${fmtPct(hitRatio)} (${fmtInt(sd.hits)} hits / ${fmtInt(sd.misses)} misses) | ${res.cpuPct[server.pid] ?? '-'} % |`,
+    '',
+    busyNote([res]),
+  ].join('\n');
+  return { results: r, markdown: md };
+}
+
+async function scenarioLocal(stack, o) {
+  const modelDir = path.join(ROOT, 'test', 'fixtures', 'tiny-bert');
+  const model = 'tiny-bert';
+  const prefix = 'search_document: ';
+  let server;
+  try {
+    log('local: starting the server with MODEL_DIR=test/fixtures/tiny-bert');
+    server = await stack.startServer('local', { MODEL_DIR: modelDir, UPSTREAM_BASE_URL: undefined, UPSTREAM_API_KEY: undefined }, { profile: o.profile, timeoutMs: 60_000 });
+    const probe = await request(server.base, '/v1/embeddings', { key: stack.key, body: { model, input: 'Hello world', encoding_format: 'base64' } });
+    if (probe.status !== 200) throw new Error(`POST /v1/embeddings for ${model}: ${probe.status} ${probe.body.toString().slice(0, 300)}`);
+  } catch (err) {
+    if (server) await server.stop();
+    const reason = String(err.message).split('\n').slice(0, 12).join('\n');
+    log(`local backend unavailable: ${reason}`);
+    return {
+      results: { unavailable: true, reason },
+      markdown: `### local: local backend unavailable\n\nThe server did not serve \`${model}\` from MODEL_DIR=test/fixtures/tiny-bert:\n\n\`\`\`\n${reason}\n\`\`\``,
+      targets: [{ target: 'local: >= 1.5x @huggingface/transformers embeddings/s', value: 'local backend unavailable', met: false }],
+    };
+  }
+  const rssBefore = rssOf(server.pid);
+  const ref = await stack.startReference('transformers-server.mjs', ['--model-dir', modelDir, '--prefix', prefix], 'transformers.js reference', 120_000);
+
+  // Same vectors? (Both: prefix + text, mean pooling, L2 normalise.)
+  const sample = text(`localcheck-${stack.nonce}`, 0);
+  const decode = (r) => new Float32Array(Uint8Array.from(Buffer.from(r.json().data[0].embedding, 'base64')).buffer);
+  const a = decode(await request(server.base, '/v1/embeddings', { key: stack.key, body: { model, input: sample, encoding_format: 'base64' } }));
+  const b = decode(await request(ref.base, '/v1/embeddings', { body: { model, input: sample, encoding_format: 'base64' } }));
+  let maxDiff = a.length === b.length ? 0 : Infinity;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+
+  // The same never-seen texts to both, so every server request is a miss that runs the model.
+  const family = `local-${stack.nonce}`;
+  const conns = Math.min(o.connections, 32);
+  log('local: transformers.js reference');
+  const refRes = await stack.load({ label: 'local transformers', url: ref.base, path: '/v1/embeddings', connections: conns, duration: o.duration, workload: { kind: 'unique', family, model, encoding: 'base64', prefix: '' }, watch: [ref.pid] });
+  log('local: server');
+  const s0 = await stack.stats(server);
+  const srvRes = await stack.load({ label: 'local server', url: server.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, connections: conns, duration: o.duration, workload: { kind: 'unique', family, model, encoding: 'base64', prefix: '' }, watch: [server.pid] });
+  const sd = statDelta(s0, await stack.stats(server));
+  const rssAfter = rssOf(server.pid);
+  await ref.stop();
+  const profiles = await stopAndProfile(server, o);
+  const ratio = refRes.inputsPerSec > 0 ? srvRes.inputsPerSec / refRes.inputsPerSec : null;
+  const r = { model, modelDir: 'test/fixtures/tiny-bert', connections: conns, maxAbsDiffVsTransformers: maxDiff, server: srvRes, transformers: refRes, ratio, serverStats: sd, serverRss: { before: rssBefore, after: rssAfter }, profiles };
+  const md = [
+    `### local: tiny-bert on CPU, concurrent single-text requests (${conns} connections, ${o.duration} s each; every request a miss)`,
+    '',
+    '| path | embeddings/s | p50 ms | p99 ms | CPU |',
+    '|---|---:|---:|---:|---:|',
+    `| @huggingface/transformers (one pipeline call per request) | ${fmtInt(refRes.inputsPerSec)} | ${fmtMs(refRes.latencyMs.p50)} | ${fmtMs(refRes.latencyMs.p99)} | ${refRes.cpuPct[ref.pid] ?? '-'} % |`,
+    `| server (MODEL_DIR) | ${fmtInt(srvRes.inputsPerSec)} | ${fmtMs(srvRes.latencyMs.p50)} | ${fmtMs(srvRes.latencyMs.p99)} | ${srvRes.cpuPct[server.pid] ?? '-'} % |`,
+    `| **ratio** | **${ratio === null ? '-' : ratio.toFixed(2)}x** | | | |`,
+    '',
+    `Vectors agree with transformers.js to ${maxDiff.toExponential(1)} (max abs difference). Server counted ${sd.misses} misses, ${sd.hits} hits. Server RSS ${fmtMB(rssBefore)} -> ${fmtMB(rssAfter)}.`,
+    busyNote([refRes, srvRes]),
+  ].join('\n');
+  return {
+    results: r,
+    markdown: md + (profiles ? `\n\n${profiles.markdown}` : ''),
+    targets: [{ target: 'local: >= 1.5x @huggingface/transformers embeddings/s', value: ratio === null ? '-' : `${ratio.toFixed(2)}x`, met: ratio >= 1.5 }],
+  };
+}
+
+async function scenarioSeed(stack, o) {
+  const server = stack.main;
+  const total = o.seedTexts;
+  log(`seed: ${fmtInt(total)} new texts in batches of 512`);
+  const s0 = await stack.stats(server);
+  const res = await stack.load({
+    label: 'seed',
+    url: server.base,
+    path: '/v1/embeddings',
+    headers: { authorization: `Bearer ${stack.key}` },
+    maxSeconds: 900,
+    workload: { kind: 'seed', family: `seed-${stack.nonce}`, model: MODELS[1536], encoding: 'base64', total, batch: 512, concurrency: 4 },
+    watch: [server.pid, stack.upstream.pid],
+  });
+  const s1 = await stack.stats(server);
+  const sd = statDelta(s0, s1);
+  const r = { ...res, serverStats: sd, storedRowsAfter: s1.stored_rows, storedBytesAfter: s1.stored_bytes };
+  const md = [
+    `### seed: cold-cache bulk load of ${fmtInt(total)} texts through /v1/embeddings (batches of 512, 4 in flight, ${o.upstreamLatency} ms upstream, 1536 dims)`,
+    '',
+    '| inputs/s | total s | batch p50 / p99 ms | server CPU / upstream CPU | stored rows after | failures |',
+    '|---:|---:|---:|---:|---:|---:|',
+    `| ${fmtInt(res.inputsPerSec)} | ${res.seconds.toFixed(1)} | ${fmtMs(res.batchLatencyMs.p50)} / ${fmtMs(res.batchLatencyMs.p99)} | ${res.cpuPct[server.pid] ?? '-'} % / ${res.cpuPct[stack.upstream.pid] ?? '-'} % | ${fmtInt(s1.stored_rows)} | ${res.failures} |`,
+    '',
+    busyNote([res]),
+  ].join('\n');
+  return { results: r, markdown: md };
+}
+
+async function scenarioSoak(stack, o) {
+  const server = stack.main;
+  await warmMixed(stack, o);
+  const minutes = o.minutes;
+  const chunks = Math.max(1, Math.round(minutes));
+  const chunkS = (minutes * 60) / chunks;
+  const samples = [{ minute: 0, rss: rssOf(server.pid) }];
+  const perChunk = [];
+  log(`soak: mixed workload for ${minutes} min, RSS sampled every ${chunkS.toFixed(0)} s`);
+  for (let c = 0; c < chunks; c++) {
+    const res = await stack.load({ label: `soak ${c + 1}`, url: server.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, duration: chunkS, warmupS: 0, workload: { ...mixedWorkload(stack, o, `soak${c}`), seed: 100 + c }, watch: [server.pid] });
+    samples.push({ minute: round(((c + 1) * chunkS) / 60, 2), rss: rssOf(server.pid) });
+    perChunk.push({ reqPerSec: res.reqPerSec, p50: res.latencyMs.p50, p99: res.latencyMs.p99, non2xx: res.non2xx });
+    log(`soak ${c + 1}/${chunks}: ${fmtInt(res.reqPerSec)} req/s, RSS ${fmtMB(samples.at(-1).rss)}`);
+  }
+  // Least-squares slope of RSS over time, over all samples and over the second half.
+  const slope = (pts) => {
+    if (pts.length < 2) return null;
+    const n = pts.length;
+    const mx = pts.reduce((a, p) => a + p.minute, 0) / n;
+    const my = pts.reduce((a, p) => a + p.rss, 0) / n;
+    let num = 0;
+    let den = 0;
+    for (const p of pts) {
+      num += (p.minute - mx) * (p.rss - my);
+      den += (p.minute - mx) ** 2;
+    }
+    return den > 0 ? num / den : null;
+  };
+  const r = { minutes, samples, perChunk, rssGrowthPerMinute: slope(samples), rssGrowthPerMinuteSecondHalf: slope(samples.slice(Math.floor(samples.length / 2))) };
+  const md = [
+    `### soak: mixed workload for ${minutes} min (${o.connections} connections)`,
+    '',
+    `RSS ${fmtMB(samples[0].rss)} -> ${fmtMB(samples.at(-1).rss)}; growth ${fmtMB(r.rssGrowthPerMinute)}/min overall, ${fmtMB(r.rssGrowthPerMinuteSecondHalf)}/min over the second half. (20 % of inputs are new texts: the hot cache fills towards HOT_CACHE_MB, default 256 MB, then must stop growing.)`,
+    '',
+    '| minute | RSS | req/s in the minute before | p99 ms |',
+    '|---:|---:|---:|---:|',
+    ...samples.map((s, i) => `| ${s.minute} | ${fmtMB(s.rss)} | ${i ? fmtInt(perChunk[i - 1].reqPerSec) : '-'} | ${i ? fmtMs(perChunk[i - 1].p99) : '-'} |`),
+  ].join('\n');
+  return { results: r, markdown: md };
+}
+
+const RUNNERS = { hit: scenarioHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak };
+
+/** Stops a profiled server (so that it writes its profile) and summarises it. */
+async function stopAndProfile(server, o) {
+  await server.stop();
+  if (!o.profile || !server.profDir) return null;
+  await sleep(200);
+  const files = existsSync(server.profDir) ? readdirSync(server.profDir).filter((f) => f.endsWith('.cpuprofile')) : [];
+  if (files.length === 0) return { error: 'no .cpuprofile was written (did the server exit cleanly?)' };
+  const keepDir = path.join(BENCH, 'results', 'profiles');
+  mkdirSync(keepDir, { recursive: true });
+  const src = path.join(server.profDir, files[0]);
+  const kept = path.join(keepDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${server.name}.cpuprofile`);
+  writeFileSync(kept, readFileSync(src));
+  const summary = summariseProfile(kept, 30);
+  return { file: path.relative(ROOT, kept), summary, markdown: `#### CPU profile of the ${server.name} server\n\n${profileMarkdown({ ...summary, file: kept })}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  let o;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(`${err.message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (o.help || o.scenarios.length === 0) {
+    console.error(USAGE);
+    process.exit(o.help ? 0 : 2);
+  }
+  const build = ensureBuild(o.build);
+  const stack = new Stack(o);
+  let interrupted = false;
+  const onSignal = (sig) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: stopping everything`);
+    stack.stop().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('exit', killAllTracked);
+  // The whole run is bounded: generous for the scenarios asked for, then everything is stopped.
+  const budgetS = 600 + o.scenarios.length * 40 * (o.duration + o.warmup + 2) + (o.scenarios.includes('soak') ? o.minutes * 60 * 1.2 : 0) + (o.scenarios.includes('seed') ? 900 : 0);
+  const watchdog = setTimeout(() => {
+    log(`the run passed its time budget of ${Math.round(budgetS)} s: stopping`);
+    onSignal('watchdog');
+  }, budgetS * 1000);
+  watchdog.unref();
+
+  const startedAt = new Date();
+  const report = { startedAt: startedAt.toISOString(), options: { ...o }, build, machine: null, scenarios: {}, memory: {}, targets: [] };
+  const sections = [];
+  let failed = false;
+  try {
+    await stack.start();
+    report.machine = machineInfo(stack.pg.version);
+    const needsMain = o.scenarios.some((s) => s !== 'local');
+    if (needsMain) {
+      stack.main = await stack.startServer(
+        'main',
+        { UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768' },
+        { profile: o.profile },
+      );
+      log(`server pid ${stack.main.pid} at ${stack.main.base}, RSS ${fmtMB(rssOf(stack.main.pid))}`);
+    }
+    for (const name of o.scenarios) {
+      const pid = name === 'local' ? null : stack.main.pid;
+      const before = pid ? rssOf(pid) : null;
+      const t0 = performance.now();
+      try {
+        const out = await RUNNERS[name](stack, o);
+        report.scenarios[name] = { seconds: round((performance.now() - t0) / 1000), ...out.results };
+        if (out.targets) report.targets.push(...out.targets);
+        sections.push(out.markdown);
+      } catch (err) {
+        failed = true;
+        log(`${name} failed: ${err.stack ?? err}`);
+        report.scenarios[name] = { error: String(err.message ?? err) };
+        sections.push(`### ${name}: FAILED\n\n\`\`\`\n${String(err.message ?? err).slice(0, 2000)}\n\`\`\``);
+      }
+      if (pid) {
+        const after = rssOf(pid);
+        report.memory[name] = { rssBefore: before, rssAfter: after };
+        log(`${name} done; server RSS ${fmtMB(before)} -> ${fmtMB(after)}`);
+      } else if (report.scenarios[name]?.serverRss) {
+        report.memory[name] = { rssBefore: report.scenarios[name].serverRss.before, rssAfter: report.scenarios[name].serverRss.after };
+      }
+    }
+    if (stack.main) {
+      const prof = await stopAndProfile(stack.main, o);
+      if (prof) {
+        report.profile = { file: prof.file, ...prof.summary };
+        sections.push(prof.markdown ?? `Profile: ${prof.error}`);
+      }
+    }
+  } catch (err) {
+    failed = true;
+    log(`run failed: ${err.stack ?? err}`);
+    sections.push(`### FAILED\n\n\`\`\`\n${String(err.message ?? err).slice(0, 2000)}\n\`\`\``);
+    report.error = String(err.message ?? err);
+  } finally {
+    clearTimeout(watchdog);
+    await stack.stop();
+  }
+
+  report.finishedAt = new Date().toISOString();
+  const m = report.machine ?? machineInfo(null);
+  report.machine = m;
+  const header = [
+    `## embedding-cache benchmark — ${startedAt.toISOString().slice(0, 19).replace('T', ' ')} UTC`,
+    '',
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB RAM, ${m.platform}; Node ${m.node}; ${m.postgres ?? 'PostgreSQL ?'}. ` +
+      `Commit ${m.gitCommit?.slice(0, 10) ?? '?'}${m.gitDirtyServerFiles ? ` (+${m.gitDirtyServerFiles} uncommitted server files)` : ''}${build.stale ? ' (dist/ older than src/)' : ''}.`,
+    `Load: autocannon in a separate process, 1 thread, ${o.connections} connections, ${o.duration} s per measurement after ${o.warmup} s warm-up${o.quick ? ' (--quick)' : ''}${o.profile ? '; server under --cpu-prof (slower)' : ''}. Server, references, PostgreSQL and the load generator share the machine's ${m.cpus} cores.`,
+  ];
+  const memRows = Object.entries(report.memory);
+  const md = [
+    ...header,
+    '',
+    ...(report.targets.length
+      ? ['### targets', '', '| target | measured | |', '|---|---:|---|', ...report.targets.map((t) => `| ${t.target} | ${t.value} | ${verdict(t.met)} |`), '']
+      : []),
+    sections.join('\n\n'),
+    '',
+    ...(memRows.length
+      ? ['### server memory (RSS) around each scenario', '', '| scenario | before | after |', '|---|---:|---:|', ...memRows.map(([k, v]) => `| ${k} | ${fmtMB(v.rssBefore)} | ${fmtMB(v.rssAfter)} |`), '']
+      : []),
+  ].join('\n');
+  console.log(md);
+  if (o.write) {
+    const dir = path.join(BENCH, 'results');
+    mkdirSync(dir, { recursive: true });
+    const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+    const jsonFile = path.join(dir, `${stamp}.json`);
+    writeFileSync(jsonFile, JSON.stringify(report, null, 2) + '\n');
+    writeFileSync(path.join(dir, 'latest.md'), md + '\n');
+    log(`wrote ${path.relative(ROOT, jsonFile)} and bench/results/latest.md`);
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  killAllTracked();
+  process.exit(1);
+});
