@@ -10,8 +10,8 @@ import { openDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { ensureTenant, findTenantByName, listTenants, updateTenant, deleteTenant } from './store/tenants.js';
 import { insertApiKey, listApiKeys, revokeApiKey } from './store/api-keys.js';
-import { clearRows, countRows } from './store/embeddings.js';
-import { usageForTenant } from './store/usage.js';
+import { clearRows } from './store/embeddings.js';
+import { tenantStats } from './core/stats.js';
 import { generateApiKey } from './limits/api-key.js';
 
 const program = new Command('embedding-cache')
@@ -174,16 +174,16 @@ program
         process.exitCode = 1;
         return;
       }
-      const [usage, stored] = await Promise.all([usageForTenant(db.sql, t.id), countRows(db.sql, t.id)]);
+      const stats = await tenantStats(db.sql, t, config().prices);
       if (o.json) {
-        console.log(JSON.stringify({ tenant: t.name, stored, usage }, null, 2));
+        console.log(JSON.stringify(stats, null, 2));
         return;
       }
-      console.log(`tenant ${t.name}: ${stored.rows} cached vectors, ${(stored.bytes / 1e6).toFixed(1)} MB`);
-      console.log(['day', 'model', 'requests', 'inputs', 'hits', 'misses', 'hit%', 'tokens'].join('\t'));
-      for (const u of usage) {
-        const ratio = u.hits + u.misses > 0 ? ((100 * u.hits) / (u.hits + u.misses)).toFixed(1) : '-';
-        console.log([u.day, u.model, u.requests, u.inputs, u.hits, u.misses, ratio, u.promptTokens].join('\t'));
+      console.log(`tenant ${t.name}: ${stats.stored_rows} cached vectors, ${(stats.stored_bytes / 1e6).toFixed(1)} MB`);
+      console.log(`${stats.requests} requests, ${stats.inputs} inputs, hit ratio ${(100 * stats.hit_ratio).toFixed(1)}%, ${stats.saved_tokens} tokens saved (~$${stats.estimated_savings_usd.toFixed(4)})`);
+      console.log(['day', 'model', 'requests', 'inputs', 'hits', 'misses', 'tokens', 'saved_usd'].join('\t'));
+      for (const u of stats.by_day) {
+        console.log([u.day, u.model, u.requests, u.inputs, u.hits, u.misses, u.prompt_tokens, u.estimated_savings_usd.toFixed(4)].join('\t'));
       }
     }),
   );

@@ -59,6 +59,18 @@ const EnvSchema = z.object({
   DEFAULT_TIER: z.string().min(1).default('pro'),
   /** Seconds between eviction sweeps (TTL and per-tier row caps). */
   EVICTION_INTERVAL_S: z.coerce.number().min(1).default(60),
+  /** USD per million tokens by model, for the money-saved estimate: JSON object, merged over the defaults. */
+  PRICES: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return z.record(z.string(), z.number().min(0)).parse(JSON.parse(v));
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be a JSON object of model -> USD per million tokens, e.g. {"text-embedding-3-small":0.02}' });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
   AUTH_DISABLED: bool.default(false),
 });
@@ -101,7 +113,16 @@ export interface Config {
   authDisabled: boolean;
   defaultTier: string;
   evictionIntervalMs: number;
+  /** USD per million tokens, by model id. */
+  prices: Record<string, number>;
 }
+
+/** Public list prices (USD per 1M tokens) of well-known embedding models. */
+export const DEFAULT_PRICES: Record<string, number> = {
+  'text-embedding-3-small': 0.02,
+  'text-embedding-3-large': 0.13,
+  'text-embedding-ada-002': 0.1,
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -158,5 +179,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     authDisabled: e.AUTH_DISABLED,
     defaultTier: e.DEFAULT_TIER,
     evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
+    prices: { ...DEFAULT_PRICES, ...e.PRICES },
   };
 }

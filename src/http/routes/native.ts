@@ -4,8 +4,7 @@ import { deriveDimensions } from '../../core/dimensions.js';
 import { ApiError } from '../../core/errors.js';
 import type { EmbeddedItem } from '../../core/embed-service.js';
 import type { DimensionsMethod } from '../../core/types.js';
-import { countRows } from '../../store/embeddings.js';
-import { usageForTenant } from '../../store/usage.js';
+import { tenantStats } from '../../core/stats.js';
 import { EmbedBatchBody, EmbedBody, parseBody } from '../schemas.js';
 import { cacheHeader, checkDimensions } from './openai.js';
 
@@ -46,22 +45,7 @@ export async function nativeRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/stats', async (request) => {
     await embeddings.flush();
-    const [usage, stored] = await Promise.all([usageForTenant(db.sql, request.tenant.id), countRows(db.sql, request.tenant.id)]);
-    const sum = (k: 'requests' | 'inputs' | 'hits' | 'misses' | 'promptTokens') => usage.reduce((a, u) => a + u[k], 0);
-    const hits = sum('hits');
-    const misses = sum('misses');
-    return {
-      tenant: request.tenant.name,
-      requests: sum('requests'),
-      inputs: sum('inputs'),
-      hits,
-      misses,
-      hit_ratio: hits + misses > 0 ? hits / (hits + misses) : 0,
-      prompt_tokens: sum('promptTokens'),
-      stored_rows: stored.rows,
-      stored_bytes: stored.bytes,
-      by_day: usage.map((u) => ({ day: u.day, model: u.model, requests: u.requests, inputs: u.inputs, hits: u.hits, misses: u.misses, prompt_tokens: u.promptTokens, backend_ms: Math.round(u.backendMs) })),
-    };
+    return tenantStats(db.sql, request.tenant, config.prices);
   });
 }
 
