@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { parseMasterKeys, type MasterKeys } from './limits/secret-box.js';
+import { parseSsrfPolicy, type SsrfPolicy } from './limits/ssrf.js';
 
 /**
  * Configuration is read from the environment once, at start-up, validated here, and passed
@@ -43,7 +45,13 @@ const EnvSchema = z.object({
   EMBED_MAX_QUEUE: positiveInt.default(10_000),
   EMBED_TIMEOUT_MS: positiveInt.default(60_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Signs tenant and admin JWTs; defaults to ADMIN_TOKEN. */
+  JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   MASTER_KEY: z.string().optional(),
+  /** Hosts, IPs or CIDRs a tenant's provider URL may point at despite the SSRF rules. */
+  PROVIDER_ALLOWLIST: z.string().optional(),
+  /** Allow http:// provider URLs (private deployments, tests). */
+  PROVIDER_ALLOW_HTTP: bool.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** OpenAI's limit; configurable. */
   MAX_INPUTS: positiveInt.default(2048),
@@ -103,7 +111,9 @@ export interface Config {
     timeoutMs: number;
   };
   adminToken: string | undefined;
-  masterKey: string | undefined;
+  jwtSecret: string | undefined;
+  masterKeys: MasterKeys | undefined;
+  ssrf: SsrfPolicy;
   logLevel: Env['LOG_LEVEL'];
   maxInputs: number;
   bodyLimit: number;
@@ -140,9 +150,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message} (got ${JSON.stringify(cleaned[String(i.path[0])] ?? null)})`));
   }
   const e = parsed.data;
-  if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) {
-    throw new ConfigError(['UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither']);
-  }
+  const problems: string[] = [];
+  if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) problems.push('UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither');
+  const attempt = <T>(name: string, fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`);
+      return undefined;
+    }
+  };
+  const masterKeys = e.MASTER_KEY ? attempt('MASTER_KEY', () => parseMasterKeys(e.MASTER_KEY!)) : undefined;
+  const ssrf = attempt('PROVIDER_ALLOWLIST', () => parseSsrfPolicy(e.PROVIDER_ALLOWLIST, e.PROVIDER_ALLOW_HTTP)) ?? { allowHttp: false, allowlist: [] };
+  if (problems.length > 0) throw new ConfigError(problems);
   return {
     host: e.HOST,
     port: e.PORT,
@@ -169,7 +189,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.EMBED_TIMEOUT_MS,
     },
     adminToken: e.ADMIN_TOKEN,
-    masterKey: e.MASTER_KEY,
+    jwtSecret: e.JWT_SECRET ?? e.ADMIN_TOKEN,
+    masterKeys,
+    ssrf,
     logLevel: e.LOG_LEVEL,
     maxInputs: e.MAX_INPUTS,
     bodyLimit: e.BODY_LIMIT,

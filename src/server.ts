@@ -1,12 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
+import { TenantProviders } from './backends/tenant-providers.js';
 import { UpstreamEmbedder } from './backends/upstream.js';
 import type { Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
 import { Evictor } from './core/eviction.js';
 import { HotCache } from './core/hot-cache.js';
 import { Metrics } from './core/metrics.js';
-import { ModelAccess, type TenantModelSource } from './core/model-access.js';
+import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
@@ -63,7 +64,7 @@ export async function createBackends(config: Config, logger: Logger): Promise<Ba
 export async function createServer(
   config: Config,
   logger: Logger,
-  opts: { backends?: BackendEntry[]; tenantModels?: TenantModelSource } = {},
+  opts: { backends?: BackendEntry[] } = {},
 ): Promise<Server> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : null;
@@ -94,14 +95,24 @@ export async function createServer(
       const t = await ensureTenant(db.sql, 'default', config.defaultTier);
       openTenant = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
     }
+    const providers = new TenantProviders(db.sql, {
+      masterKeys: config.masterKeys,
+      ssrf: config.ssrf,
+      timeoutMs: config.upstream.timeoutMs,
+      maxRetries: config.upstream.maxRetries,
+      maxBatch: config.upstream.maxBatch,
+      cacheTtlMs: config.authCacheTtlMs,
+      logger,
+    });
     const services = {
       config,
       db,
       redis,
       registry,
-      models: new ModelAccess(registry, opts.tenantModels ?? null),
+      models: new ModelAccess(registry, providers),
+      providers,
       embeddings,
-      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs),
+      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret),
       tiers,
       limits,
       metrics,

@@ -2,6 +2,7 @@ import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
 import { base64ToVector } from '../core/codec.js';
 import { ApiError } from '../core/errors.js';
 import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../core/types.js';
+import { SsrfError } from '../limits/ssrf.js';
 import { KNOWN_UPSTREAM_MODELS } from './upstream-models.js';
 
 export interface UpstreamOptions {
@@ -15,8 +16,12 @@ export interface UpstreamOptions {
   maxRetries: number;
   /** Calls in flight at once for one split request. */
   concurrency?: number;
-  /** Part of the cache key: vectors from another provider must not mix. */
+  /** Part of the cache key: vectors from another provider must not mix. Default `api:<host>`. */
   version?: string;
+  /** For /v1/models. */
+  ownedBy?: string;
+  /** A fetch that guards where connections go (tenant providers); the platform's by default. */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -29,8 +34,9 @@ export class UpstreamEmbedder implements Embedder {
   private readonly specs: ModelSpec[];
 
   constructor(private readonly opts: UpstreamOptions) {
-    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries });
-    const version = opts.version ?? `upstream:${new URL(opts.baseUrl).host}`;
+    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch });
+    // The same provider host gives the same vectors, whoever's key asked: rows can be shared.
+    const version = opts.version ?? `api:${new URL(opts.baseUrl).host}`;
     const created = Math.floor(Date.now() / 1000);
     this.specs = opts.models.map((id) => {
       const known = KNOWN_UPSTREAM_MODELS[id];
@@ -42,7 +48,7 @@ export class UpstreamEmbedder implements Embedder {
         maxInputTokens: known?.maxInputTokens ?? 8191,
         dimensionsMethod: known?.dimensionsMethod ?? 'none',
         defaultTaskType: null,
-        ownedBy: 'upstream',
+        ownedBy: opts.ownedBy ?? 'upstream',
         created,
       };
     });
@@ -118,6 +124,10 @@ export function splitTokens(total: number, inputs: EmbedInput[]): number[] {
 
 function mapUpstreamError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof SsrfError) {
+    return new ApiError(502, 'server_error', `The provider URL was refused: ${cause.message}`, null, 'provider_url_blocked');
+  }
   if (err instanceof APIConnectionTimeoutError) {
     return new ApiError(504, 'server_error', 'The upstream embeddings provider timed out. Try again later.', null, 'upstream_timeout');
   }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { TenantProviders } from '../backends/tenant-providers.js';
 import type { Config } from '../config.js';
 import type { EmbedService } from '../core/embed-service.js';
 import type { Metrics } from '../core/metrics.js';
@@ -23,6 +24,8 @@ export interface Services {
   tiers: TierCatalog;
   limits: RateLimits;
   metrics: Metrics;
+  /** Tenants' own providers (BYOK). */
+  providers: TenantProviders;
   /** Tenant used for every request when AUTH_DISABLED is set. */
   openTenant: TenantContext | null;
 }

@@ -3,19 +3,24 @@ import { ApiError } from '../core/errors.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { Sql } from '../store/db.js';
 import { findLiveKeyByPrefix } from '../store/api-keys.js';
+import { findTenantByName } from '../store/tenants.js';
 import { hashApiKey, hashesEqual, keyPrefix, looksLikeApiKey } from './api-key.js';
+import { looksLikeJwt, TokenError, verifyTenantToken } from './jwt.js';
 
 /**
- * Turns an `Authorization: Bearer <key>` header into a tenant. A verified key is remembered
- * in-process for `cacheTtlMs` so hits need no auth round trip; revocation through this process
- * forgets it at once, elsewhere within the TTL.
+ * Turns an `Authorization: Bearer <key or tenant JWT>` header into a tenant. A verified
+ * credential is remembered in-process for `cacheTtlMs` (never past a JWT's expiry) so hits
+ * need no auth round trip; revocation through this process forgets it at once, elsewhere
+ * within the TTL.
  */
 export class ApiKeyAuth {
   private readonly verified: LRUCache<string, TenantContext>;
 
   constructor(
     private readonly sql: Sql,
-    cacheTtlMs: number,
+    private readonly cacheTtlMs: number,
+    /** Verifies tenant JWTs; without it only API keys are accepted. */
+    private readonly jwtSecret?: string,
   ) {
     this.verified = new LRUCache<string, TenantContext>({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
   }
@@ -28,6 +33,7 @@ export class ApiKeyAuth {
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const key = m?.[1];
+    if (key && this.jwtSecret && looksLikeJwt(key)) return this.authenticateJwt(key);
     if (!key || !looksLikeApiKey(key)) throw invalidKey(key);
     const hash = hashApiKey(key);
     const memo = this.verified.get(hash.toString('base64'));
@@ -36,6 +42,26 @@ export class ApiKeyAuth {
     if (!rec || !hashesEqual(rec.keyHash, hash)) throw invalidKey(key);
     const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic };
     this.verified.set(hash.toString('base64'), tenant);
+    return tenant;
+  }
+
+  private async authenticateJwt(token: string): Promise<TenantContext> {
+    const memoKey = hashApiKey(token).toString('base64');
+    const memo = this.verified.get(memoKey);
+    if (memo) return memo;
+    let claims;
+    try {
+      claims = await verifyTenantToken(this.jwtSecret!, token);
+    } catch (err) {
+      if (err instanceof TokenError) throw ApiError.unauthorized(`Invalid token: ${err.message}`);
+      throw err;
+    }
+    const t = await findTenantByName(this.sql, claims.tenant);
+    if (!t) throw ApiError.unauthorized(`Invalid token: tenant ${claims.tenant} does not exist.`);
+    // The database's tier is authoritative: a downgrade applies to tokens already issued.
+    const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
+    const ttl = Math.min(this.cacheTtlMs, claims.exp * 1000 - Date.now());
+    if (ttl > 0) this.verified.set(memoKey, tenant, { ttl });
     return tenant;
   }
 

@@ -14,23 +14,21 @@ export interface UsageDelta {
   backendMs: number;
 }
 
-/** Adds many deltas in one statement. */
+/**
+ * Adds many deltas in one statement. Deltas of a tenant deleted meanwhile are dropped (the
+ * join), so one stale entry cannot make the whole batch fail again and again.
+ */
 export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const values = deltas.map((d) => ({
-    tenant_id: d.tenantId,
-    day: d.day,
-    model: d.model,
-    requests: d.requests,
-    inputs: d.inputs,
-    hits: d.hits,
-    misses: d.misses,
-    prompt_tokens: d.promptTokens,
-    hit_tokens: d.hitTokens,
-    backend_ms: d.backendMs,
-  }));
+  const col = <K extends keyof UsageDelta>(k: K) => deltas.map((d) => d[k]);
   await sql`
-    INSERT INTO usage_daily ${sql(values)}
+    INSERT INTO usage_daily (tenant_id, day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
+    SELECT v.* FROM unnest(
+      ${col('tenantId')}::bigint[], ${col('day')}::date[], ${col('model')}::text[], ${col('requests')}::bigint[],
+      ${col('inputs')}::bigint[], ${col('hits')}::bigint[], ${col('misses')}::bigint[], ${col('promptTokens')}::bigint[],
+      ${col('hitTokens')}::bigint[], ${col('backendMs')}::float8[]
+    ) AS v(tenant_id, day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
+    JOIN tenants t ON t.id = v.tenant_id
     ON CONFLICT (tenant_id, day, model) DO UPDATE SET
       requests = usage_daily.requests + EXCLUDED.requests,
       inputs = usage_daily.inputs + EXCLUDED.inputs,

@@ -1,5 +1,6 @@
 import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
+import { pino } from 'pino';
+import { createLogger, loggerOptions } from '../../src/log.js';
 import { createServer, type Server } from '../../src/server.js';
 import type { BackendEntry } from '../../src/server.js';
 import { generateApiKey } from '../../src/limits/api-key.js';
@@ -24,7 +25,16 @@ export interface TestServer {
  * `env` overrides the environment the server would read.
  */
 export async function startTestServer(
-  opts: { env?: Record<string, string>; listen?: boolean; backends?: BackendEntry[]; fakeLatencyMs?: number; fakeMaxBatch?: number; databaseUrl?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    listen?: boolean;
+    backends?: BackendEntry[];
+    fakeLatencyMs?: number;
+    fakeMaxBatch?: number;
+    databaseUrl?: string;
+    /** Where log lines go (tests that read the logs); silent by default. */
+    logStream?: NodeJS.WritableStream;
+  } = {},
 ): Promise<TestServer> {
   const fake = await startFakeUpstream({ apiKey: 'upstream-secret', latencyMs: opts.fakeLatencyMs, maxBatch: opts.fakeMaxBatch });
   const config = loadConfig({
@@ -36,7 +46,8 @@ export async function startTestServer(
     PORT: '0',
     ...opts.env,
   });
-  const server = await createServer(config, createLogger(config.logLevel), { backends: opts.backends });
+  const logger = opts.logStream ? pino({ ...loggerOptions('trace') }, opts.logStream) : createLogger(config.logLevel);
+  const server = await createServer(config, logger, { backends: opts.backends });
   await upsertTier(server.db.sql, { name: 'unlimited', requestsPerDay: null, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['byok', 'upstream', 'local'] });
   await server.app.services.tiers.refresh();
   let url: string | undefined;

@@ -1,9 +1,10 @@
 /**
  * Token-budget micro-batching in front of one model session, in the shape of
- * text-embeddings-inference's core/src/queue.rs: tokenised entries wait in a bounded FIFO; a
- * batch is cut when the padded token budget (longest × count) would be exceeded, and runs when
- * the queue holds a full batch or the oldest entry has waited `maxWaitMs`; entries whose
- * caller has gone are skipped; one session.run at a time; results go back to their callers.
+ * text-embeddings-inference's core/src/queue.rs: tokenised entries wait in a bounded queue; a
+ * batch (the oldest entry plus others of similar length) is cut within a padded token budget
+ * (longest × count), and runs when the queue holds a full batch or the oldest entry has waited
+ * `maxWaitMs`; entries whose caller has gone are skipped; one session.run at a time; results
+ * go back to their callers.
  */
 import { ApiError } from '../../core/errors.js';
 import type { TokenIds } from './packed-ids.js';
@@ -103,28 +104,42 @@ class Request {
 /** How many recent batches stats() reports. */
 const RECENT_BATCHES = 16;
 
+/** How far past the oldest entry takeBatch looks for similar lengths, in batches. */
+const WINDOW_BATCHES = 4;
+
 /**
- * Cuts the next batch off the front of `queue` (mutated): FIFO, skipping dead entries, until
- * adding one more would break the padded budget or the size cap. The first live entry always
- * goes, so one sequence longer than the budget still runs (alone).
+ * Cuts the next batch out of `queue` (mutated). The oldest live entry always goes, so nothing
+ * starves and one sequence longer than the budget still runs (alone). It is joined by the live
+ * entries closest to it in length among the next few batches' worth (ties: oldest first), while
+ * longest × count stays within the budget and the size cap holds: similar lengths mean little
+ * padding, and padded tokens are what a batch costs. Dead entries met on the way are dropped.
  */
 export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: number): { batch: Entry[]; skipped: number } {
-  const batch: Entry[] = [];
+  const window: Entry[] = [];
   let skipped = 0;
-  let longest = 0;
-  let i = 0;
-  for (; i < queue.length; i++) {
-    const entry = queue[i];
-    if (entry.request.done) {
-      skipped++;
-      continue;
-    }
+  let scanned = 0;
+  for (; scanned < queue.length && window.length < maxBatchSize * WINDOW_BATCHES; scanned++) {
+    if (queue[scanned].request.done) skipped++;
+    else window.push(queue[scanned]);
+  }
+  if (window.length === 0) {
+    queue.splice(0, scanned);
+    return { batch: [], skipped };
+  }
+  const [anchor, ...rest] = window;
+  const distance = (e: Entry) => Math.abs(e.ids.length - anchor.ids.length);
+  const batch = [anchor];
+  let longest = anchor.ids.length;
+  // Array.prototype.sort is stable: equal distances keep queue (age) order.
+  for (const entry of rest.sort((a, b) => distance(a) - distance(b))) {
+    if (batch.length >= maxBatchSize) break;
     const nextLongest = Math.max(longest, entry.ids.length);
-    if (batch.length > 0 && (batch.length >= maxBatchSize || nextLongest * (batch.length + 1) > maxBatchTokens)) break;
+    if (nextLongest * (batch.length + 1) > maxBatchTokens) continue;
     batch.push(entry);
     longest = nextLongest;
   }
-  queue.splice(0, i);
+  const taken = new Set(batch);
+  queue.splice(0, scanned, ...window.filter((e) => !taken.has(e)));
   return { batch, skipped };
 }
 

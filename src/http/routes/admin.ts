@@ -7,6 +7,10 @@ import { generateApiKey, PREFIX_LENGTH } from '../../limits/api-key.js';
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../../store/api-keys.js';
 import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant, type Tenant } from '../../store/tenants.js';
 import { BACKEND_KINDS, listTiers, upsertTier, type Tier } from '../../store/tiers.js';
+import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../limits/jwt.js';
+import { seal } from '../../limits/secret-box.js';
+import { checkProviderUrl, SsrfError } from '../../limits/ssrf.js';
+import { deleteProvider, listProviders, upsertProvider, type ProviderRecord } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
 
 /** One admin verb: its OpenAPI description and its handler, side by side. */
@@ -31,6 +35,22 @@ const PutTier = z.object({
   backends: z.array(z.enum(BACKEND_KINDS)),
 });
 
+const MintToken = z.object({ ttl_seconds: z.number().int().min(1).max(MAX_TTL_SECONDS).default(3600) });
+const CreateProvider = z.object({
+  name: TenantName,
+  base_url: z.string().url('base_url must be a URL such as https://api.example.com/v1'),
+  api_key: z.string().min(1, 'api_key is required'),
+  models: z.array(z.string().min(1)).min(1, 'models must list at least one model id'),
+});
+
+const providerView = (p: ProviderRecord) => ({
+  name: p.name,
+  base_url: p.baseUrl,
+  models: p.models,
+  api_key_last4: p.key.last4,
+  key_id: p.key.keyId,
+  created_at: p.createdAt.toISOString(),
+});
 const tenantView = (t: Tenant) => ({ name: t.name, tier: t.tier, share_public: t.sharePublic, created_at: t.createdAt.toISOString() });
 const keyView = (k: ApiKeyRecord) => ({
   prefix: k.prefix,
@@ -52,8 +72,8 @@ const tierView = (t: Tier) => ({
  * The admin API under /admin/v1, authenticated by `Authorization: Bearer <ADMIN_TOKEN>`.
  * Disabled (403) while ADMIN_TOKEN is unset. GET /admin/v1/openapi.json describes it.
  */
-export async function adminRoutes(app: FastifyInstance, extra: { routes?: AdminRoute[]; verifyAdminJwt?: (token: string) => Promise<boolean> } = {}): Promise<void> {
-  const { db, config, auth, tiers, embeddings } = app.services;
+export async function adminRoutes(app: FastifyInstance): Promise<void> {
+  const { db, config, auth, tiers, embeddings, providers } = app.services;
   const sql = db.sql;
   const adminHash = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : null;
 
@@ -63,10 +83,22 @@ export async function adminRoutes(app: FastifyInstance, extra: { routes?: AdminR
     if (!m) throw ApiError.unauthorized('Admin requests need `Authorization: Bearer <ADMIN_TOKEN>` or an admin JWT.');
     const given = createHash('sha256').update(m[1]).digest();
     if (timingSafeEqual(given, adminHash)) return;
-    if (extra.verifyAdminJwt && (await extra.verifyAdminJwt(m[1]))) return;
+    if (config.jwtSecret && looksLikeJwt(m[1])) {
+      try {
+        await verifyAdminToken(config.jwtSecret, m[1]);
+        return;
+      } catch (err) {
+        if (err instanceof TokenError) throw ApiError.unauthorized(`Invalid admin token: ${err.message}`);
+        throw err;
+      }
+    }
     throw ApiError.unauthorized('Invalid admin token.');
   });
 
+  const jwtSecret = () => {
+    if (!config.jwtSecret) throw new ApiError(400, 'invalid_request_error', 'Set JWT_SECRET (or ADMIN_TOKEN) to mint tokens.', null, 'jwt_disabled');
+    return config.jwtSecret;
+  };
   const tenantOr404 = async (name: string) => {
     const t = await findTenantByName(sql, name);
     if (!t) throw new ApiError(404, 'invalid_request_error', `No tenant named ${name}.`, 'name', 'tenant_not_found');
@@ -177,7 +209,70 @@ export async function adminRoutes(app: FastifyInstance, extra: { routes?: AdminR
         return tierView(t);
       },
     },
-    ...(extra.routes ?? []),
+    {
+      method: 'POST',
+      path: '/tenants/:name/tokens',
+      summary: 'Mint a short-lived tenant JWT (usable as a Bearer key)',
+      body: MintToken,
+      handler: async (r, reply) => {
+        const b = parseBody(MintToken, r.body ?? {});
+        const t = await tenantOr404(param(r, 'name'));
+        const token = await mintTenantToken(jwtSecret(), { tenant: t.name, tier: t.tier, ttlSeconds: b.ttl_seconds });
+        void reply.code(201);
+        return { token, tenant: t.name, expires_at: new Date(Date.now() + b.ttl_seconds * 1000).toISOString() };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/tokens/admin',
+      summary: 'Mint a short-lived admin JWT',
+      body: MintToken,
+      handler: async (r, reply) => {
+        const b = parseBody(MintToken, r.body ?? {});
+        void reply.code(201);
+        return { token: await mintAdminToken(jwtSecret(), b.ttl_seconds), expires_at: new Date(Date.now() + b.ttl_seconds * 1000).toISOString() };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/tenants/:name/providers',
+      summary: "List a tenant's providers (keys shown by their last four characters only)",
+      handler: async (r) => ({ data: (await listProviders(sql, (await tenantOr404(param(r, 'name'))).id)).map(providerView) }),
+    },
+    {
+      method: 'POST',
+      path: '/tenants/:name/providers',
+      summary: 'Add or replace (by name) a BYOK provider: an OpenAI-compatible base URL, its key and the models routed to it',
+      body: CreateProvider,
+      handler: async (r, reply) => {
+        const b = parseBody(CreateProvider, r.body);
+        const t = await tenantOr404(param(r, 'name'));
+        if (!config.masterKeys) throw new ApiError(400, 'invalid_request_error', 'Provider keys are encrypted at rest: the operator must set MASTER_KEY first.', 'api_key', 'master_key_missing');
+        try {
+          checkProviderUrl(b.base_url, config.ssrf);
+        } catch (err) {
+          if (err instanceof SsrfError) throw ApiError.invalid(err.message, 'base_url');
+          throw err;
+        }
+        const p = await upsertProvider(sql, { tenantId: t.id, name: b.name, baseUrl: b.base_url, models: b.models, key: seal(b.api_key, config.masterKeys) });
+        providers.forget(t.id);
+        void reply.code(201);
+        return providerView(p);
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/tenants/:name/providers/:provider',
+      summary: 'Remove a provider',
+      handler: async (r) => {
+        const t = await tenantOr404(param(r, 'name'));
+        if (!(await deleteProvider(sql, t.id, param(r, 'provider')))) {
+          throw new ApiError(404, 'invalid_request_error', `Tenant ${t.name} has no provider ${param(r, 'provider')}.`, 'provider', 'provider_not_found');
+        }
+        providers.forget(t.id);
+        return { deleted: true, name: param(r, 'provider') };
+      },
+    },
   ];
 
   for (const route of routes) app.route({ method: route.method, url: route.path, handler: route.handler });

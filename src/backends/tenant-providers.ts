@@ -1,0 +1,70 @@
+import { LRUCache } from 'lru-cache';
+import { ApiError } from '../core/errors.js';
+import type { TenantModelSource } from '../core/model-access.js';
+import type { ResolvedModel } from '../core/models.js';
+import { open, type MasterKeys } from '../limits/secret-box.js';
+import { guardedFetch, type SsrfPolicy } from '../limits/ssrf.js';
+import type { Logger } from '../log.js';
+import type { Sql } from '../store/db.js';
+import { listProviders } from '../store/providers.js';
+import { UpstreamEmbedder } from './upstream.js';
+
+export interface TenantProvidersOptions {
+  masterKeys: MasterKeys | undefined;
+  ssrf: SsrfPolicy;
+  timeoutMs: number;
+  maxRetries: number;
+  maxBatch: number;
+  /** How long a tenant's provider list is remembered in-process. */
+  cacheTtlMs?: number;
+  logger: Logger;
+}
+
+/**
+ * BYOK: a tenant's own OpenAI-compatible providers as models it may use. Keys are unsealed
+ * only here, in memory; every connection goes through the SSRF guard. Provider lists are
+ * cached per tenant, so a request costs no extra round trip.
+ */
+export class TenantProviders implements TenantModelSource {
+  private readonly byTenant: LRUCache<number, ResolvedModel[]>;
+  private readonly fetch: typeof fetch;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly opts: TenantProvidersOptions,
+  ) {
+    this.byTenant = new LRUCache<number, ResolvedModel[]>({ max: 10_000, ttl: opts.cacheTtlMs ?? 30_000 });
+    // One guarded connection pool for every tenant provider.
+    this.fetch = guardedFetch(opts.ssrf);
+  }
+
+  async models(tenantId: number): Promise<ResolvedModel[]> {
+    const cached = this.byTenant.get(tenantId);
+    if (cached) return cached;
+    const rows = await listProviders(this.sql, tenantId);
+    if (rows.length > 0 && !this.opts.masterKeys) {
+      throw ApiError.internal('This server stores provider keys but has no MASTER_KEY to open them; the operator must set MASTER_KEY.');
+    }
+    const models: ResolvedModel[] = [];
+    for (const p of rows) {
+      const backend = new UpstreamEmbedder({
+        baseUrl: p.baseUrl,
+        apiKey: open(p.key, this.opts.masterKeys!),
+        models: p.models,
+        maxBatch: this.opts.maxBatch,
+        timeoutMs: this.opts.timeoutMs,
+        maxRetries: this.opts.maxRetries,
+        ownedBy: `provider:${p.name}`,
+        fetch: this.fetch,
+      });
+      for (const spec of backend.models()) models.push({ spec, backend, kind: 'byok' });
+    }
+    this.byTenant.set(tenantId, models);
+    return models;
+  }
+
+  /** Drops a tenant's cached providers (after a change through this process). */
+  forget(tenantId: number): void {
+    this.byTenant.delete(tenantId);
+  }
+}

@@ -1,0 +1,60 @@
+import type { SealedSecret } from '../limits/secret-box.js';
+import type { Sql } from './db.js';
+
+export interface ProviderRecord {
+  id: number;
+  tenantId: number;
+  name: string;
+  baseUrl: string;
+  models: string[];
+  key: SealedSecret;
+  createdAt: Date;
+}
+
+interface ProviderRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  base_url: string;
+  models: string[];
+  key_id: string;
+  key_iv: Buffer;
+  key_tag: Buffer;
+  key_ciphertext: Buffer;
+  key_last4: string;
+  created_at: Date;
+}
+
+const toRecord = (r: ProviderRow): ProviderRecord => ({
+  id: Number(r.id),
+  tenantId: Number(r.tenant_id),
+  name: r.name,
+  baseUrl: r.base_url,
+  models: r.models,
+  key: { keyId: r.key_id, iv: r.key_iv, tag: r.key_tag, ciphertext: r.key_ciphertext, last4: r.key_last4 },
+  createdAt: r.created_at,
+});
+
+/** Adds or replaces (by name) a tenant's provider. Only the sealed key is stored. */
+export async function upsertProvider(
+  sql: Sql,
+  p: { tenantId: number; name: string; baseUrl: string; models: string[]; key: SealedSecret },
+): Promise<ProviderRecord> {
+  const [r] = await sql<ProviderRow[]>`
+    INSERT INTO providers (tenant_id, name, base_url, models, key_id, key_iv, key_tag, key_ciphertext, key_last4)
+    VALUES (${p.tenantId}, ${p.name}, ${p.baseUrl}, ${p.models}::text[], ${p.key.keyId}, ${p.key.iv}, ${p.key.tag}, ${p.key.ciphertext}, ${p.key.last4})
+    ON CONFLICT (tenant_id, name) DO UPDATE SET
+      base_url = EXCLUDED.base_url, models = EXCLUDED.models, key_id = EXCLUDED.key_id, key_iv = EXCLUDED.key_iv,
+      key_tag = EXCLUDED.key_tag, key_ciphertext = EXCLUDED.key_ciphertext, key_last4 = EXCLUDED.key_last4
+    RETURNING *`;
+  return toRecord(r);
+}
+
+export async function listProviders(sql: Sql, tenantId: number): Promise<ProviderRecord[]> {
+  return (await sql<ProviderRow[]>`SELECT * FROM providers WHERE tenant_id = ${tenantId} ORDER BY id`).map(toRecord);
+}
+
+export async function deleteProvider(sql: Sql, tenantId: number, name: string): Promise<boolean> {
+  const r = await sql`DELETE FROM providers WHERE tenant_id = ${tenantId} AND name = ${name}`;
+  return r.count > 0;
+}
