@@ -28,6 +28,8 @@ const EnvSchema = z.object({
     .optional(),
   DATABASE_POOL_SIZE: positiveInt.default(10),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  /** Prefix of every Redis key, for a Redis shared with other deployments. */
+  REDIS_PREFIX: z.string().min(1).default('ec'),
   UPSTREAM_BASE_URL: z.url({ message: 'must be a URL such as https://api.example.com/v1' }).optional(),
   UPSTREAM_API_KEY: z.string().min(1).optional(),
   /** Models forwarded to the default upstream. */
@@ -92,6 +94,7 @@ export interface Config {
   databaseUrl: string | undefined;
   databasePoolSize: number;
   redisUrl: string | undefined;
+  redisPrefix: string;
   upstream: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -170,6 +173,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
     upstream: {
       baseUrl: e.UPSTREAM_BASE_URL,
       apiKey: e.UPSTREAM_API_KEY,

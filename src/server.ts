@@ -89,7 +89,7 @@ export async function createServer(
     const embeddings = new EmbedService({ sql: db.sql, hot, metrics, logger });
     const evictor = new Evictor(db.sql, { ttlDays: config.cacheTtlDays, intervalMs: config.evictionIntervalMs, logger });
     evictor.start();
-    const limits = new RateLimits(redis, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
+    const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
     let openTenant: TenantContext | null = null;
     if (config.authDisabled) {
       const t = await ensureTenant(db.sql, 'default', config.defaultTier);

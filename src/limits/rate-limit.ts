@@ -36,6 +36,7 @@ export class RateLimits {
 
   constructor(
     private readonly redis: Redis | null,
+    private readonly keyPrefix: string,
     private readonly onDecision: (d: LimitDecision, window: string) => void = () => {},
   ) {}
 
@@ -55,7 +56,7 @@ export class RateLimits {
 
   private make(prefix: string, points: number | null, duration: number): RateLimiterAbstract | null {
     if (points === null) return null;
-    const keyPrefix = `ec:${prefix}`;
+    const keyPrefix = `${this.keyPrefix}:${prefix}`;
     const memory = new RateLimiterMemory({ keyPrefix, points, duration });
     if (!this.redis) return memory;
     return new RateLimiterRedis({ storeClient: this.redis, keyPrefix, points, duration, insuranceLimiter: memory });

@@ -46,16 +46,31 @@ describe('takeBatch', () => {
   const request = (done = false) => ({ done }) as unknown as Entry['request'];
   const entry = (length: number, done = false): Entry => ({ ids: seq(1, length), request: request(done), index: 0, queuedAt: 0 });
 
-  it('stops before the padded size (longest x count) would pass the budget', () => {
+  it('takes the oldest entry with the closest lengths, as long as longest x count fits the budget', () => {
     const queue = [entry(2), entry(2), entry(10), entry(2)];
     const { batch } = takeBatch(queue, 12, 100);
-    expect(batch.map((e) => e.ids.length)).toEqual([2, 2]);
-    expect(queue.map((e) => e.ids.length)).toEqual([10, 2]);
+    expect(batch.map((e) => e.ids.length)).toEqual([2, 2, 2]);
+    expect(queue.map((e) => e.ids.length)).toEqual([10]);
   });
 
-  it('respects the size cap and always takes one entry, even one over budget', () => {
+  it('groups similar lengths so batches carry little padding, leaving the rest in order', () => {
+    const queue = [entry(5), entry(50), entry(6), entry(48), entry(4)];
+    const { batch } = takeBatch(queue, 1_000, 3);
+    expect(batch.map((e) => e.ids.length)).toEqual([5, 6, 4]);
+    expect(queue.map((e) => e.ids.length)).toEqual([50, 48]);
+  });
+
+  it('looks only a few batches past the oldest entry', () => {
+    // maxBatchSize 2: a window of 8 entries; the 9 at position 8 is out of reach.
+    const queue = [entry(9), ...Array.from({ length: 7 }, () => entry(1)), entry(9)];
+    expect(takeBatch(queue, 1_000, 2).batch.map((e) => e.ids.length)).toEqual([9, 1]);
+  });
+
+  it('respects the size cap and always takes the oldest entry, even one over budget', () => {
     expect(takeBatch([entry(3), entry(3), entry(3)], 100, 2).batch).toHaveLength(2);
-    expect(takeBatch([entry(50), entry(1)], 10, 8).batch.map((e) => e.ids.length)).toEqual([50]);
+    const queue = [entry(50), entry(1)];
+    expect(takeBatch(queue, 10, 8).batch.map((e) => e.ids.length)).toEqual([50]);
+    expect(queue.map((e) => e.ids.length)).toEqual([1]);
   });
 
   it('drops entries whose request is done and counts them', () => {

@@ -13,13 +13,13 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     } catch {
       checks.postgres = false;
     }
-    if (redis) {
-      // Limits keep working in-process without Redis, but the operator should know.
-      checks.redis = await redis.ping().then(() => true, () => false);
-    }
     for (const b of registry.backends) checks[b.name] = await b.ready().catch(() => false);
     const ok = Object.values(checks).every(Boolean);
+    // Without Redis, limits fall back to in-process counters and requests are still served:
+    // report it, but stay ready so a load balancer keeps sending traffic.
+    const redisUp = redis ? await redis.ping().then(() => true, () => false) : null;
+    if (redisUp !== null) checks.redis = redisUp;
     void reply.code(ok ? 200 : 503);
-    return { status: ok ? 'ready' : 'not_ready', checks };
+    return { status: ok ? (redisUp === false ? 'degraded' : 'ready') : 'not_ready', checks };
   });
 }
