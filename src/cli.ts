@@ -13,6 +13,10 @@ import { insertApiKey, listApiKeys, revokeApiKey } from './store/api-keys.js';
 import { clearRows } from './store/embeddings.js';
 import { tenantStats } from './core/stats.js';
 import { generateApiKey } from './limits/api-key.js';
+import { mintAdminToken, mintTenantToken } from './limits/jwt.js';
+import { addProvider, jwtSecretOf, providerView } from './core/admin-ops.js';
+import { deleteProvider, listProviders } from './store/providers.js';
+import { BACKEND_KINDS, listTiers, upsertTier, type BackendKind } from './store/tiers.js';
 
 const program = new Command('embedding-cache')
   .description('OpenAI-compatible embeddings proxy with a tenant-namespaced Postgres cache.\nConfiguration comes from the environment: see README.md (HOST, PORT, DATA_DIR, DATABASE_URL, UPSTREAM_BASE_URL, MODEL_DIR, ...).')
@@ -158,6 +162,107 @@ tenants
         return;
       }
       console.log(`Deleted tenant ${name} and its cache.`);
+    }),
+  );
+
+/** A CLI command's tenant, or a clear exit. */
+async function tenantOrExit(db: Database, name: string) {
+  const t = await findTenantByName(db.sql, name);
+  if (!t) {
+    console.error(`No tenant ${name}. See \`embedding-cache tenants list\`.`);
+    process.exit(1);
+  }
+  return t;
+}
+
+const providers = program.command('providers').description("a tenant's own OpenAI-compatible providers (BYOK)");
+providers
+  .command('add')
+  .description('add or replace a provider; the key is encrypted under MASTER_KEY')
+  .requiredOption('--tenant <name>', 'tenant name')
+  .requiredOption('--name <name>', 'provider name')
+  .requiredOption('--base-url <url>', 'OpenAI-compatible base URL, e.g. https://api.openai.com/v1')
+  .requiredOption('--models <ids>', 'comma-separated model ids routed to it')
+  .option('--api-key-env <var>', 'environment variable holding the key (keeps it out of shell history)', 'PROVIDER_API_KEY')
+  .action((o: { tenant: string; name: string; baseUrl: string; models: string; apiKeyEnv: string }) =>
+    withDb(async (db) => {
+      const apiKey = process.env[o.apiKeyEnv];
+      if (!apiKey) throw new Error(`Put the provider's key in $${o.apiKeyEnv} (or name another variable with --api-key-env).`);
+      const t = await tenantOrExit(db, o.tenant);
+      const p = await addProvider(db.sql, config(), t, { name: o.name, base_url: o.baseUrl, api_key: apiKey, models: o.models.split(',').map((m) => m.trim()).filter(Boolean) });
+      console.log(JSON.stringify(providerView(p)));
+    }),
+  );
+providers
+  .command('list')
+  .requiredOption('--tenant <name>', 'tenant name')
+  .action((o: { tenant: string }) =>
+    withDb(async (db) => {
+      for (const p of await listProviders(db.sql, (await tenantOrExit(db, o.tenant)).id)) console.log(JSON.stringify(providerView(p)));
+    }),
+  );
+providers
+  .command('remove')
+  .requiredOption('--tenant <name>', 'tenant name')
+  .requiredOption('--name <name>', 'provider name')
+  .action((o: { tenant: string; name: string }) =>
+    withDb(async (db) => {
+      if (!(await deleteProvider(db.sql, (await tenantOrExit(db, o.tenant)).id, o.name))) throw new Error(`Tenant ${o.tenant} has no provider ${o.name}.`);
+      console.log(`Removed provider ${o.name} of ${o.tenant}.`);
+    }),
+  );
+
+const tokens = program.command('tokens').description('short-lived JWTs (signed with JWT_SECRET, else ADMIN_TOKEN)');
+tokens
+  .command('tenant')
+  .description('mint a tenant-scoped token usable as a Bearer key; prints it alone on the last line')
+  .requiredOption('--tenant <name>', 'tenant name')
+  .option('--ttl <seconds>', 'lifetime', '3600')
+  .action((o: { tenant: string; ttl: string }) =>
+    withDb(async (db) => {
+      const t = await tenantOrExit(db, o.tenant);
+      console.log(`Token for ${t.name} (tier ${t.tier}), valid ${o.ttl} s:`);
+      console.log(await mintTenantToken(jwtSecretOf(config()), { tenant: t.name, tier: t.tier, ttlSeconds: Number(o.ttl) }));
+    }),
+  );
+tokens
+  .command('admin')
+  .description('mint an admin token for the admin API')
+  .option('--ttl <seconds>', 'lifetime', '3600')
+  .action(async (o: { ttl: string }) => console.log(await mintAdminToken(jwtSecretOf(config()), Number(o.ttl))));
+
+const tiersCmd = program.command('tiers').description('tiers and their limits');
+tiersCmd.command('list').action(() =>
+  withDb(async (db) => {
+    console.log(['name', 'requests/day', 'burst/s', 'tokens/min', 'max rows', 'backends'].join('\t'));
+    for (const t of await listTiers(db.sql)) {
+      console.log([t.name, t.requestsPerDay ?? '∞', t.burstPerSecond ?? '∞', t.tokensPerMinute ?? '∞', t.maxCachedRows ?? '∞', t.backends.join(',')].join('\t'));
+    }
+  }),
+);
+const limitOpt = (v: string) => (v === 'unlimited' ? null : Number(v));
+tiersCmd
+  .command('set <name>')
+  .description('create or replace a tier (numbers or "unlimited")')
+  .requiredOption('--requests-per-day <n>', 'requests per day')
+  .requiredOption('--burst-per-second <n>', 'requests per second')
+  .requiredOption('--tokens-per-minute <n>', 'computed tokens per minute')
+  .requiredOption('--max-cached-rows <n>', 'cache rows kept per tenant')
+  .requiredOption('--backends <list>', 'comma-separated: byok, upstream, local')
+  .action((name: string, o: { requestsPerDay: string; burstPerSecond: string; tokensPerMinute: string; maxCachedRows: string; backends: string }) =>
+    withDb(async (db) => {
+      const backends = o.backends.split(',').map((b) => b.trim());
+      const bad = backends.filter((b) => !(BACKEND_KINDS as readonly string[]).includes(b));
+      if (bad.length > 0) throw new Error(`Unknown backends: ${bad.join(', ')}. Use ${BACKEND_KINDS.join(', ')}.`);
+      const t = await upsertTier(db.sql, {
+        name,
+        requestsPerDay: limitOpt(o.requestsPerDay),
+        burstPerSecond: limitOpt(o.burstPerSecond),
+        tokensPerMinute: limitOpt(o.tokensPerMinute),
+        maxCachedRows: limitOpt(o.maxCachedRows),
+        backends: backends as BackendKind[],
+      });
+      console.log(`tier ${t.name} saved; servers pick it up within 30 s`);
     }),
   );
 

@@ -8,9 +8,8 @@ import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../.
 import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant, type Tenant } from '../../store/tenants.js';
 import { BACKEND_KINDS, listTiers, upsertTier, type Tier } from '../../store/tiers.js';
 import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../limits/jwt.js';
-import { seal } from '../../limits/secret-box.js';
-import { checkProviderUrl, SsrfError } from '../../limits/ssrf.js';
-import { deleteProvider, listProviders, upsertProvider, type ProviderRecord } from '../../store/providers.js';
+import { addProvider, jwtSecretOf, providerView } from '../../core/admin-ops.js';
+import { deleteProvider, listProviders } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
 
 /** One admin verb: its OpenAPI description and its handler, side by side. */
@@ -43,14 +42,6 @@ const CreateProvider = z.object({
   models: z.array(z.string().min(1)).min(1, 'models must list at least one model id'),
 });
 
-const providerView = (p: ProviderRecord) => ({
-  name: p.name,
-  base_url: p.baseUrl,
-  models: p.models,
-  api_key_last4: p.key.last4,
-  key_id: p.key.keyId,
-  created_at: p.createdAt.toISOString(),
-});
 const tenantView = (t: Tenant) => ({ name: t.name, tier: t.tier, share_public: t.sharePublic, created_at: t.createdAt.toISOString() });
 const keyView = (k: ApiKeyRecord) => ({
   prefix: k.prefix,
@@ -95,10 +86,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
     throw ApiError.unauthorized('Invalid admin token.');
   });
 
-  const jwtSecret = () => {
-    if (!config.jwtSecret) throw new ApiError(400, 'invalid_request_error', 'Set JWT_SECRET (or ADMIN_TOKEN) to mint tokens.', null, 'jwt_disabled');
-    return config.jwtSecret;
-  };
+  const jwtSecret = () => jwtSecretOf(config);
   const tenantOr404 = async (name: string) => {
     const t = await findTenantByName(sql, name);
     if (!t) throw new ApiError(404, 'invalid_request_error', `No tenant named ${name}.`, 'name', 'tenant_not_found');
@@ -247,14 +235,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
       handler: async (r, reply) => {
         const b = parseBody(CreateProvider, r.body);
         const t = await tenantOr404(param(r, 'name'));
-        if (!config.masterKeys) throw new ApiError(400, 'invalid_request_error', 'Provider keys are encrypted at rest: the operator must set MASTER_KEY first.', 'api_key', 'master_key_missing');
-        try {
-          checkProviderUrl(b.base_url, config.ssrf);
-        } catch (err) {
-          if (err instanceof SsrfError) throw ApiError.invalid(err.message, 'base_url');
-          throw err;
-        }
-        const p = await upsertProvider(sql, { tenantId: t.id, name: b.name, baseUrl: b.base_url, models: b.models, key: seal(b.api_key, config.masterKeys) });
+        const p = await addProvider(sql, config, t, b);
         providers.forget(t.id);
         void reply.code(201);
         return providerView(p);

@@ -1,0 +1,47 @@
+import type { Config } from '../config.js';
+import { seal } from '../limits/secret-box.js';
+import { checkProviderUrl, SsrfError } from '../limits/ssrf.js';
+import type { Sql } from '../store/db.js';
+import { upsertProvider, type ProviderRecord } from '../store/providers.js';
+import type { Tenant } from '../store/tenants.js';
+import { ApiError } from './errors.js';
+
+/** Admin verbs shared by the admin API and the CLI, so both check the same things. */
+
+export interface NewProvider {
+  name: string;
+  base_url: string;
+  api_key: string;
+  models: string[];
+}
+
+/** Validates the URL against the SSRF rules, seals the key under MASTER_KEY, stores the provider. */
+export async function addProvider(sql: Sql, config: Pick<Config, 'masterKeys' | 'ssrf'>, tenant: Tenant, p: NewProvider): Promise<ProviderRecord> {
+  if (!config.masterKeys) {
+    throw new ApiError(400, 'invalid_request_error', 'Provider keys are encrypted at rest: the operator must set MASTER_KEY first (e.g. `openssl rand -hex 32`).', 'api_key', 'master_key_missing');
+  }
+  try {
+    checkProviderUrl(p.base_url, config.ssrf);
+  } catch (err) {
+    if (err instanceof SsrfError) throw ApiError.invalid(err.message, 'base_url');
+    throw err;
+  }
+  return upsertProvider(sql, { tenantId: tenant.id, name: p.name, baseUrl: p.base_url, models: p.models, key: seal(p.api_key, config.masterKeys) });
+}
+
+/** What listings show of a provider: never the key, only its last four characters. */
+export function providerView(p: ProviderRecord) {
+  return {
+    name: p.name,
+    base_url: p.baseUrl,
+    models: p.models,
+    api_key_last4: p.key.last4,
+    key_id: p.key.keyId,
+    created_at: p.createdAt.toISOString(),
+  };
+}
+
+export function jwtSecretOf(config: Pick<Config, 'jwtSecret'>): string {
+  if (!config.jwtSecret) throw new ApiError(400, 'invalid_request_error', 'Set JWT_SECRET (or ADMIN_TOKEN) to mint tokens.', null, 'jwt_disabled');
+  return config.jwtSecret;
+}

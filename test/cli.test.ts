@@ -1,0 +1,86 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabaseUrl } from './support/db.js';
+
+const run = promisify(execFile);
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  env = {
+    ...(process.env as Record<string, string>),
+    DATABASE_URL: await freshDatabaseUrl(),
+    MASTER_KEY: 'b'.repeat(64),
+    ADMIN_TOKEN: 'cli-admin-token-0123456789',
+    LOG_LEVEL: 'silent',
+  };
+});
+
+async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, timeout: 30_000 });
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+const lastLine = (s: string) => s.trim().split('\n').pop()!;
+
+describe('embedding-cache CLI', () => {
+  it('migrate is safe to run twice', async () => {
+    expect((await cli('migrate')).stdout).toContain('001_init.sql');
+    const again = await cli('migrate');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('002_tiers_providers.sql');
+  });
+
+  it('keys create prints the key alone on its last line; list shows only its prefix; revoke revokes', async () => {
+    const created = await cli('keys', 'create', '--tenant', 'acme');
+    expect(created.code).toBe(0);
+    const key = lastLine(created.stdout);
+    expect(key).toMatch(/^ec_[A-Za-z0-9_-]{32}$/);
+    const list = await cli('keys', 'list', '--tenant', 'acme');
+    expect(list.stdout).toContain(key.slice(0, 11));
+    expect(list.stdout).not.toContain(key);
+    expect((await cli('keys', 'revoke', key.slice(0, 11))).code).toBe(0);
+    expect((await cli('keys', 'list', '--tenant', 'acme')).stdout).toMatch(/\t\d{4}-\d\d-\d\dT[^\t]*Z\s*$/m);
+    const again = await cli('keys', 'revoke', key.slice(0, 11));
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/No live key/);
+  });
+
+  it('manages tiers, tenants, providers and tokens', async () => {
+    expect((await cli('tiers', 'set', 'mini', '--requests-per-day', '10', '--burst-per-second', 'unlimited', '--tokens-per-minute', '1000', '--max-cached-rows', '5', '--backends', 'byok')).code).toBe(0);
+    expect((await cli('tiers', 'list')).stdout).toMatch(/^mini\t10\t∞\t1000\t5\tbyok$/m);
+    expect((await cli('tiers', 'set', 'bad', '--requests-per-day', '1', '--burst-per-second', '1', '--tokens-per-minute', '1', '--max-cached-rows', '1', '--backends', 'gpu')).stderr).toMatch(/Unknown backends: gpu/);
+    expect((await cli('tenants', 'create', 'globex', '--tier', 'mini')).stdout).toMatch(/tenant globex/);
+    expect((await cli('tenants', 'update', 'globex', '--share-public', 'true')).stdout).toMatch(/share_public true/);
+    env.PROVIDER_API_KEY = 'sk-cli-provider-key-1234';
+    const added = await cli('providers', 'add', '--tenant', 'globex', '--name', 'openai', '--base-url', 'https://api.openai.com/v1', '--models', 'text-embedding-3-small');
+    expect(added.code).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ name: 'openai', api_key_last4: '1234' });
+    expect(added.stdout).not.toContain('sk-cli-provider-key');
+    const refused = await cli('providers', 'add', '--tenant', 'globex', '--name', 'evil', '--base-url', 'https://169.254.169.254/v1', '--models', 'm');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/169\.254/);
+    expect((await cli('providers', 'list', '--tenant', 'globex')).stdout).toContain('"api_key_last4":"1234"');
+    const token = lastLine((await cli('tokens', 'tenant', '--tenant', 'globex', '--ttl', '60')).stdout);
+    expect(token.split('.')).toHaveLength(3);
+    expect((await cli('stats', '--tenant', 'globex', '--json')).stdout).toContain('"tenant": "globex"');
+    expect((await cli('clear', '--tenant', 'globex')).stdout).toMatch(/Deleted 0 cached vectors/);
+    expect((await cli('tenants', 'delete', 'globex')).code).toBe(0);
+    expect((await cli('stats', '--tenant', 'globex')).code).toBe(1);
+  }, 60_000);
+
+  it('names every bad configuration value and exits non-zero', async () => {
+    const saved = env;
+    env = { ...env, PORT: 'eighty', EMBED_DEVICE: 'tpu', DATABASE_URL: 'mysql://x' };
+    const r = await cli('migrate');
+    env = saved;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/PORT/);
+    expect(r.stderr).toMatch(/EMBED_DEVICE/);
+    expect(r.stderr).toMatch(/DATABASE_URL: must be a postgres/);
+  });
+});
