@@ -19,7 +19,7 @@ export async function nativeRoutes(app: FastifyInstance): Promise<void> {
     const resolved = await models.resolve(request.tenant, request.tier, id);
     checkDimensions(resolved.spec, dims);
     const outcome = await embeddings.embed(request.tenant, { model: resolved, inputs: texts.map((text) => ({ kind: 'text', text })), taskType });
-    await limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
+    limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
     return { outcome, vectors: outcome.items.map((it) => toArray(it, dims, resolved.spec.dimensionsMethod)) };
   };
 

@@ -15,7 +15,7 @@ export async function openaiRoutes(app: FastifyInstance): Promise<void> {
     const model = await models.resolve(request.tenant, request.tier, body.model);
     checkDimensions(model.spec, body.dimensions);
     const outcome = await embeddings.embed(request.tenant, { model, inputs, taskType: body.task_type });
-    await limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
+    limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
     const full = outcome.items[0].bytes.length / 4;
     if (body.dimensions !== undefined && body.dimensions > full) throw tooManyDimensions(body.model, full);
     void reply.header('x-cache', cacheHeader(outcome)).type('application/json');
