@@ -3,7 +3,14 @@
  * embedding-cache: serve, migrate, keys, tenants, stats, clear, models, fake-upstream.
  * Every command reads the same environment as the server (DATABASE_URL or DATA_DIR, ...).
  */
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
+import { seedCache } from './core/seed.js';
+import type { TaskType } from './core/types.js';
+import { exportRows, importRows, type ExportedRow } from './store/transfer.js';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { openDatabase, type Database } from './store/db.js';
@@ -308,6 +315,91 @@ program
       }
       const n = await clearRows(db.sql, t.id, o.model);
       console.log(`Deleted ${n} cached vectors of ${t.name}. Running servers drop them from memory on restart.`);
+    }),
+  );
+
+program
+  .command('seed')
+  .description("warm a tenant's cache: texts one per line from --file or stdin, through the same pipeline as requests")
+  .requiredOption('--tenant <name>', 'tenant name')
+  .requiredOption('--model <id>', 'model id, as clients send it')
+  .option('--file <path>', 'texts, one per line (default: stdin)')
+  .option('--batch <n>', 'inputs per batch', '512')
+  .option('--concurrency <n>', 'batches in flight', '4')
+  .option('--task-type <type>', 'nomic task type for local models')
+  .action(async (o: { tenant: string; model: string; file?: string; batch: string; concurrency: string; taskType?: string }) => {
+    const cfg = config();
+    const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+    const { createServer } = await import('./server.js');
+    const server = await createServer(cfg, logger);
+    try {
+      const t = await tenantOrExit(server.db, o.tenant);
+      const tenant = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
+      const services = server.app.services;
+      const model = await services.models.resolve(tenant, services.tiers.get(t.tier), o.model);
+      const input = o.file ? createReadStream(o.file) : process.stdin;
+      const lines = createInterface({ input, crlfDelay: Infinity });
+      const bar = process.stderr.isTTY ? new SingleBar({ format: 'seed {value} inputs | {hits} hits | {rate}/s', stream: process.stderr }, Presets.shades_classic) : null;
+      const started = performance.now();
+      bar?.start(0, 0, { hits: 0, rate: 0 });
+      const total = await seedCache(server.embeddings, tenant, model, lines, {
+        batchSize: Number(o.batch),
+        concurrency: Number(o.concurrency),
+        taskType: o.taskType as TaskType | undefined,
+        onProgress: (p) => bar?.update(p.inputs, { hits: p.hits, rate: Math.round(p.inputs / ((performance.now() - started) / 1000)) }),
+      });
+      bar?.stop();
+      const secs = (performance.now() - started) / 1000;
+      console.log(`seeded ${total.inputs} inputs (${total.hits} already cached, ${total.misses} computed) in ${secs.toFixed(1)} s: ${Math.round(total.inputs / secs)} inputs/s`);
+    } finally {
+      await server.close();
+    }
+  });
+
+program
+  .command('export')
+  .description("write a tenant's cached vectors as JSON lines (hashes and vectors; never texts) to stdout")
+  .requiredOption('--tenant <name>', 'tenant name')
+  .option('--model <id>', 'only this cache model')
+  .action((o: { tenant: string; model?: string }) =>
+    withDb(async (db) => {
+      const t = await tenantOrExit(db, o.tenant);
+      let n = 0;
+      for await (const row of exportRows(db.sql, t.id, o.model)) {
+        if (!process.stdout.write(JSON.stringify(row) + '\n')) await once(process.stdout, 'drain');
+        n++;
+      }
+      console.error(`exported ${n} rows of ${t.name}`);
+    }),
+  );
+
+program
+  .command('import')
+  .description("load JSON lines written by `export` into a tenant's cache (existing rows are kept)")
+  .requiredOption('--tenant <name>', 'tenant name (created if needed)')
+  .option('--file <path>', 'input (default: stdin)')
+  .action((o: { tenant: string; file?: string }) =>
+    withDb(async (db) => {
+      const t = await ensureTenant(db.sql, o.tenant, config().defaultTier);
+      const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
+      let batch: ExportedRow[] = [];
+      let read = 0;
+      let inserted = 0;
+      for await (const line of lines) {
+        if (!line.trim()) continue;
+        read++;
+        try {
+          batch.push(JSON.parse(line) as ExportedRow);
+        } catch {
+          throw new Error(`line ${read} is not JSON: was the file written by \`embedding-cache export\`?`);
+        }
+        if (batch.length === 1000) {
+          inserted += await importRows(db.sql, t.id, batch);
+          batch = [];
+        }
+      }
+      inserted += await importRows(db.sql, t.id, batch);
+      console.log(`imported ${inserted} of ${read} rows into ${t.name} (${read - inserted} were already there)`);
     }),
   );
 

@@ -1,13 +1,23 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeUpstream, type FakeUpstream } from '../src/testing/fake-upstream.js';
 import { freshDatabaseUrl } from './support/db.js';
 
 const run = promisify(execFile);
 let env: Record<string, string>;
+let fake: FakeUpstream;
 
+afterAll(async () => fake?.close());
 beforeAll(async () => {
+  fake = await startFakeUpstream({ apiKey: 'up' });
   env = {
+    UPSTREAM_BASE_URL: fake.url,
+    UPSTREAM_API_KEY: 'up',
     ...(process.env as Record<string, string>),
     DATABASE_URL: await freshDatabaseUrl(),
     MASTER_KEY: 'b'.repeat(64),
@@ -18,7 +28,7 @@ beforeAll(async () => {
 
 async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, timeout: 30_000 });
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, timeout: 30_000, maxBuffer: 64 * 1024 * 1024 });
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout: string; stderr: string; code: number };
@@ -71,6 +81,36 @@ describe('embedding-cache CLI', () => {
     expect((await cli('clear', '--tenant', 'globex')).stdout).toMatch(/Deleted 0 cached vectors/);
     expect((await cli('tenants', 'delete', 'globex')).code).toBe(0);
     expect((await cli('stats', '--tenant', 'globex')).code).toBe(1);
+  }, 60_000);
+
+  it('seeds a cache from a file, exports it and imports it into another tenant', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ec-seed-'));
+    const file = path.join(dir, 'texts.txt');
+    writeFileSync(file, Array.from({ length: 1200 }, (_, i) => `seed text ${i % 1000}`).join('\n') + '\n');
+    await cli('tenants', 'create', 'seeder', '--tier', 'pro');
+    const seeded = await cli('seed', '--tenant', 'seeder', '--model', 'text-embedding-3-small', '--file', file, '--batch', '100');
+    expect(seeded.code).toBe(0);
+    // 1200 lines, 1000 distinct: the 200 repeats may be coalesced or hits, never computed twice
+    expect(seeded.stdout).toMatch(/seeded 1200 inputs/);
+    expect(fake.stats().inputs).toBe(1000);
+    const again = await cli('seed', '--tenant', 'seeder', '--model', 'text-embedding-3-small', '--file', file);
+    expect(again.stdout).toMatch(/seeded 1200 inputs \(1200 already cached, 0 computed\)/);
+    expect(fake.stats().inputs).toBe(1000);
+
+    const exported = await cli('export', '--tenant', 'seeder');
+    const lines = exported.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1000);
+    expect(exported.stdout).not.toContain('seed text');
+    const dump = path.join(dir, 'dump.jsonl');
+    writeFileSync(dump, exported.stdout);
+    expect((await cli('import', '--tenant', 'copy', '--file', dump)).stdout).toMatch(/imported 1000 of 1000 rows/);
+    expect((await cli('import', '--tenant', 'copy', '--file', dump)).stdout).toMatch(/imported 0 of 1000 rows/);
+    const sql = postgres(env.DATABASE_URL, { max: 1 });
+    const [a, b] = await Promise.all(['seeder', 'copy'].map(async (n) => sql`SELECT input_hash, vector FROM embeddings e JOIN tenants t ON t.id = e.tenant_id WHERE t.name = ${n} ORDER BY input_hash`));
+    await sql.end();
+    expect(b.map((r) => r.vector.toString('hex'))).toEqual(a.map((r) => r.vector.toString('hex')));
+    writeFileSync(dump, 'not json\n');
+    expect((await cli('import', '--tenant', 'copy', '--file', dump)).stderr).toMatch(/line 1 is not JSON/);
   }, 60_000);
 
   it('names every bad configuration value and exits non-zero', async () => {

@@ -1,0 +1,51 @@
+import type { EmbedService } from './embed-service.js';
+import type { ResolvedModel } from './models.js';
+import type { TenantContext } from './tenant.js';
+import type { TaskType } from './types.js';
+
+export interface SeedProgress {
+  inputs: number;
+  hits: number;
+  misses: number;
+}
+
+/**
+ * Warms a tenant's cache from a stream of texts: batches of `batchSize` go through the same
+ * pipeline as requests (so already cached texts cost nothing), `concurrency` batches at a time.
+ */
+export async function seedCache(
+  service: EmbedService,
+  tenant: TenantContext,
+  model: ResolvedModel,
+  texts: AsyncIterable<string>,
+  opts: { batchSize: number; concurrency: number; taskType?: TaskType; onProgress?: (p: SeedProgress) => void },
+): Promise<SeedProgress> {
+  const total: SeedProgress = { inputs: 0, hits: 0, misses: 0 };
+  const running = new Set<Promise<void>>();
+  const submit = (batch: string[]) => {
+    const p: Promise<void> = service
+      .embed(tenant, { model, inputs: batch.map((text) => ({ kind: 'text', text })), taskType: opts.taskType })
+      .then((o) => {
+        total.inputs += o.items.length;
+        total.hits += o.hits;
+        total.misses += o.items.length - o.hits;
+        opts.onProgress?.(total);
+      })
+      .finally(() => running.delete(p));
+    running.add(p);
+  };
+  let batch: string[] = [];
+  for await (const text of texts) {
+    if (text.length === 0) continue;
+    batch.push(text);
+    if (batch.length >= opts.batchSize) {
+      submit(batch);
+      batch = [];
+      // Back-pressure: never more than `concurrency` batches in flight; a failure stops the seed.
+      if (running.size >= opts.concurrency) await Promise.race(running);
+    }
+  }
+  if (batch.length > 0) submit(batch);
+  await Promise.all(running);
+  return total;
+}
