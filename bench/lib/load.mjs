@@ -234,6 +234,9 @@ async function runPaced() {
               if (res.statusCode >= 200 && res.statusCode < 300) {
                 rec.fromDue.push(end - due);
                 rec.fromSent.push(end - sent);
+                // Worst latency per 250 ms window of due times: shows stalls and when they happened.
+                const w = Math.floor((due - start) / 250);
+                rec.windows[w] = Math.max(rec.windows[w] ?? 0, end - due);
               } else rec.non2xx++;
             }
           })
@@ -250,7 +253,7 @@ async function runPaced() {
     });
 
   if (cfg.warmupS > 0) await phase(cfg.warmupS, null);
-  const rec = { fromDue: [], fromSent: [], non2xx: 0, errors: 0 };
+  const rec = { fromDue: [], fromSent: [], non2xx: 0, errors: 0, windows: [] };
   const t0 = performance.now();
   const { total, maxLag } = await phase(cfg.duration, rec);
   const seconds = (performance.now() - t0) / 1000;
@@ -267,12 +270,18 @@ async function runPaced() {
     latencyMs: summarise(rec.fromDue),
     latencyFromSendMs: summarise(rec.fromSent),
     maxScheduleLagMs: Math.round(maxLag * 100) / 100,
+    worstPer250msMs: Array.from(rec.windows, (x) => Math.round((x ?? 0) * 10) / 10),
     non2xx: rec.non2xx,
     errors: rec.errors,
     timeouts: 0,
   };
 }
 
+const cpuStart = process.cpuUsage();
+const wallStart = performance.now();
 const result = cfg.workload.kind === 'seed' ? await runSeed() : cfg.rate ? await runPaced() : await runCannon();
+// The load generator's own CPU, % of one core (near 100 % means it, not the server, is the limit).
+const cpu = process.cpuUsage(cpuStart);
+result.loadGenCpuPct = Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - wallStart)) * 100);
 writeFileSync(resultPath, JSON.stringify(result));
 process.exit(0);

@@ -45,6 +45,52 @@ export function summariseProfile(file, top = 25) {
     files.set(fkey, (files.get(fkey) ?? 0) + us);
   }
   const busy = total - special.idle;
+  // Inclusive time of the project's own functions (dist/ or src/): each sample counts once for
+  // every distinct project function on its stack.
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const projectKey = (n) => {
+    const url = shortUrl(n.callFrame.url);
+    if (!/^(dist|src)\//.test(url)) return null;
+    return `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
+  };
+  const stackKeys = new Map();
+  const keysOf = (id) => {
+    let ks = stackKeys.get(id);
+    if (ks) return ks;
+    const p = parent.get(id);
+    const k = projectKey(byId.get(id));
+    ks = p === undefined ? [] : keysOf(p);
+    if (k && !ks.includes(k)) ks = [...ks, k];
+    stackKeys.set(id, ks);
+    return ks;
+  };
+  const inclusive = new Map();
+  for (const [id, us] of self) for (const k of keysOf(id)) inclusive.set(k, (inclusive.get(k) ?? 0) + us);
+  // Time per package (node_modules/<pkg>, or dist/<folder> for the project), given to the
+  // innermost package frame on the stack: node internals and native calls (writev, hashing)
+  // count towards the library or project code that called them.
+  const pkgOf = (n) => {
+    const url = shortUrl(n.callFrame.url);
+    const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url) ?? /^((?:dist|src)\/[^/]+)/.exec(url);
+    return m ? m[1] : null;
+  };
+  const innermost = new Map();
+  const pkgsOf = (id) => {
+    if (innermost.has(id)) return innermost.get(id);
+    const k = pkgOf(byId.get(id));
+    const p = parent.get(id);
+    const v = k ?? (p === undefined ? '(node internals, no package on stack)' : pkgsOf(p));
+    innermost.set(id, v);
+    return v;
+  };
+  const byPackage = new Map();
+  for (const [id, us] of self) {
+    const name = byId.get(id).callFrame.functionName;
+    if (name === '(idle)') continue;
+    const k = name === '(garbage collector)' || name === '(program)' ? name : pkgsOf(id);
+    byPackage.set(k, (byPackage.get(k) ?? 0) + us);
+  }
   const rank = (m) =>
     [...m.entries()]
       .filter(([k]) => !k.startsWith('(idle)'))
@@ -60,6 +106,8 @@ export function summariseProfile(file, top = 25) {
     programPctOfBusy: Math.round((1000 * special.program) / busy) / 10,
     topFunctions: rank(fn),
     topFiles: rank(files).slice(0, 15),
+    topProjectInclusive: rank(inclusive).slice(0, 20),
+    packagesInclusive: rank(byPackage).slice(0, 20),
   };
 }
 
@@ -74,6 +122,14 @@ export function profileMarkdown(s) {
     '| self ms | % busy | file |',
     '|---:|---:|---|',
     ...s.topFiles.map((f) => `| ${f.ms} | ${f.pctOfBusy} | \`${f.what}\` |`),
+    '',
+    '| inclusive ms | % busy | project function (dist/), callees included |',
+    '|---:|---:|---|',
+    ...s.topProjectInclusive.map((f) => `| ${f.ms} | ${f.pctOfBusy} | \`${f.what}\` |`),
+    '',
+    '| ms | % busy | innermost package or project folder on the stack (node internals and native calls count to their caller) |',
+    '|---:|---:|---|',
+    ...s.packagesInclusive.map((f) => `| ${f.ms} | ${f.pctOfBusy} | \`${f.what}\` |`),
   ];
   return lines.join('\n');
 }
