@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
@@ -402,6 +403,29 @@ program
       console.log(`imported ${inserted} of ${read} rows into ${t.name} (${read - inserted} were already there)`);
     }),
   );
+
+const models = program.command('models').description('local models: pull from the Hugging Face hub');
+models
+  .command('pull <repo>')
+  .description('download a model directory (e.g. nomic-ai/nomic-embed-text-v1.5) into DATA_DIR/models/<name>; resumable, sha256-checked')
+  .option('--dir <path>', 'destination (default: DATA_DIR/models/<repo name>)')
+  .option('--revision <rev>', 'branch, tag or commit', 'main')
+  .option('--variant <name>', 'ONNX variant, e.g. quantized for onnx/model_quantized.onnx')
+  .option('--endpoint <url>', 'hub base URL (or HF_ENDPOINT)')
+  .action(async (repo: string, o: { dir?: string; revision: string; variant?: string; endpoint?: string }) => {
+    const cfg = config();
+    const { pullModel, MODEL_FILES } = await import('./backends/onnx/pull.js');
+    const dest = o.dir ?? path.join(cfg.dataDir, 'models', repo.split('/').pop()!);
+    const files = o.variant ? MODEL_FILES.map((f) => (f === 'onnx/model.onnx' ? `onnx/model_${o.variant}.onnx` : f)) : MODEL_FILES;
+    const pulled = await pullModel(repo, dest, {
+      revision: o.revision,
+      files,
+      endpoint: o.endpoint ?? process.env.HF_ENDPOINT,
+      token: process.env.HF_TOKEN,
+    });
+    for (const f of pulled) console.error(`${f.skipped ? 'unchanged' : 'fetched  '} ${f.file} (${f.bytes} bytes${f.sha256 ? `, sha256 ${f.sha256.slice(0, 12)}…` : ''})`);
+    console.log(`Model in ${dest}. Serve it with MODEL_DIR=${dest}${o.variant ? ` (and the ${o.variant} variant)` : ''}.`);
+  });
 
 program
   .command('fake-upstream')

@@ -39,7 +39,9 @@ const EnvSchema = z.object({
   UPSTREAM_TIMEOUT_MS: positiveInt.default(60_000),
   UPSTREAM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   MODEL_DIR: list.optional(),
-  EMBED_DEVICE: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** ONNX file variant in each MODEL_DIR: `quantized` reads onnx/model_quantized.onnx. */
+  EMBED_MODEL_VARIANT: z.string().min(1).optional(),
+  EMBED_DEVICE: z.enum(['cpu', 'cuda'], { message: "must be 'cpu' or 'cuda'" }).default('cpu'),
   EMBED_DEVICE_ID: z.coerce.number().int().min(0).default(0),
   EMBED_THREADS: z.coerce.number().int().min(0).default(0),
   EMBED_MAX_BATCH_TOKENS: positiveInt.default(16_384),
@@ -105,6 +107,7 @@ export interface Config {
   };
   local: {
     modelDirs: string[];
+    variant: string | undefined;
     device: 'cpu' | 'cuda';
     deviceId: number;
     threads: number;
@@ -184,6 +187,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     local: {
       modelDirs: e.MODEL_DIR ?? [],
+      variant: e.EMBED_MODEL_VARIANT,
       device: e.EMBED_DEVICE,
       deviceId: e.EMBED_DEVICE_ID,
       threads: e.EMBED_THREADS,
