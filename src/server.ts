@@ -119,6 +119,8 @@ export async function createServer(
       openTenant,
     };
     metrics.hotCacheSource = () => hot.stats.bytes;
+    metrics.queueSource = () =>
+      Object.fromEntries(registry.backends.flatMap((b) => Object.entries(b.stats?.() ?? {}).map(([model, s]) => [model, s.queueDepth])));
     const app = await buildApp(services, logger);
     return {
       app,

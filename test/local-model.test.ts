@@ -82,6 +82,12 @@ describe('local model through HTTP (golden vectors of the reference stack)', () 
     expect(other.json().data[0].embedding).not.toEqual(a.json().data[0].embedding);
   });
 
+  it('reports the model queue and batch sizes in /metrics', async () => {
+    const text = (await t.server.app.inject({ url: '/metrics' })).body;
+    expect(text).toMatch(/ec_backend_queue_depth\{model="tiny-bert"\} 0/);
+    expect(text).toMatch(/ec_backend_batch_inputs_count\{backend="onnx"\} [1-9]/);
+  });
+
   it('refuses out-of-vocabulary token ids with a 400', async () => {
     const res = await embed({ model: 'tiny-bert', input: [2, 999999, 3] });
     expect(res.statusCode).toBe(400);

@@ -52,11 +52,17 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly queueDepth = new Gauge({
+  /** Read at scrape time: queue depth per model of queueing backends. */
+  queueSource: () => Record<string, number> = () => ({});
+
+  readonly queueDepth: Gauge<'model'> = new Gauge({
     name: 'ec_backend_queue_depth',
-    help: 'Inputs waiting in a local backend queue',
-    labelNames: ['backend'] as const,
+    help: 'Inputs waiting in a local backend queue, by model',
+    labelNames: ['model'] as const,
     registers: [this.registry],
+    collect: (): void => {
+      for (const [model, depth] of Object.entries(this.queueSource())) this.queueDepth.set({ model }, depth);
+    },
   });
 
   /** Read at scrape time: set by whoever owns the value. */

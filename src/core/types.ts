@@ -63,5 +63,7 @@ export interface Embedder {
   embed(model: string, inputs: EmbedInput[], options?: EmbedOptions): Promise<EmbedResult>;
   /** True when the backend can serve (model loaded, upstream configured). */
   ready(): Promise<boolean>;
+  /** Queue counters per model, for backends that queue (read at /metrics scrape time). */
+  stats?(): Record<string, { queueDepth: number }>;
   close(): Promise<void>;
 }
