@@ -76,7 +76,7 @@ export async function createOnnxEmbedder(options: OnnxEmbedderOptions): Promise<
     pool = await TokenizerPool.start(Object.fromEntries(sources), tokenizerThreads);
     for (const dir of dirs) {
       const runner = await WorkerRunner.start(dir.onnxPath, sessionConfig);
-      // A batch must fit the longest single input.
+      // A budget below one maximal input would leave every long input running alone.
       const batcher = new Batcher(runner, { ...base, maxBatchTokens: Math.max(base.maxBatchTokens, dir.maxTokens) });
       loaded.push({ dir, runner, batcher });
       options.logger?.info(
