@@ -83,13 +83,17 @@ describe('takeBatch', () => {
 });
 
 describe('Batcher', () => {
-  it('batches requests that arrive within the wait window into one run, results back in order', async () => {
+  it('waits for requests on their way and runs them together, results back in order', async () => {
     const runner = new FakeRunner();
-    const batcher = new Batcher(runner, config);
-    const results = await Promise.all([
-      batcher.submit([seq(11, 5), seq(12, 2)]),
-      batcher.submit([seq(21, 3)]),
-    ]);
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 60_000 });
+    const [firstArrived, secondArrived] = [batcher.expect(), batcher.expect()];
+    const first = batcher.submit([seq(11, 5), seq(12, 2)]);
+    firstArrived();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(runner.batches).toHaveLength(0);
+    const second = batcher.submit([seq(21, 3)]);
+    secondArrived();
+    const results = await Promise.all([first, second]);
     expect(runner.batches).toHaveLength(1);
     expect(results.map((r) => r.map((v) => [...v]))).toEqual([
       [[5, 11], [2, 12]],
@@ -115,9 +119,19 @@ describe('Batcher', () => {
     expect(runner.batches).toHaveLength(1);
   });
 
-  it('runs a partial batch once the oldest entry has waited maxWaitMs', async () => {
+  it('runs a lone request at once: nobody else is on the way', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 60_000 });
+    const t0 = performance.now();
+    await batcher.submit([seq(1, 3)]);
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(runner.batches).toHaveLength(1);
+  });
+
+  it('runs a partial batch once the oldest entry has waited maxWaitMs, however many are announced', async () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, { ...config, maxWaitMs: 30 });
+    batcher.expect(); // announced, never arrives
     const pending = batcher.submit([seq(1, 3)]);
     await new Promise((r) => setTimeout(r, 10));
     expect(runner.batches).toHaveLength(0);
@@ -211,7 +225,11 @@ describe('Batcher', () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, config);
     runner.failNext = new Error('boom');
-    const failed = await Promise.allSettled([batcher.submit([seq(1, 2)]), batcher.submit([seq(2, 2)])]);
+    const arrivals = [batcher.expect(), batcher.expect()];
+    const submitted = [batcher.submit([seq(1, 2)]), batcher.submit([seq(2, 2)])];
+    arrivals.forEach((arrived) => arrived());
+    const failed = await Promise.allSettled(submitted);
+    expect(runner.batches).toHaveLength(1);
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     await expect(batcher.submit([seq(3, 2)])).resolves.toHaveLength(1);
   });
@@ -219,6 +237,7 @@ describe('Batcher', () => {
   it('refuses work after close and fails what was queued with 503', async () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, { ...config, maxWaitMs: 60_000 });
+    batcher.expect(); // keeps the request waiting for company
     const queued = batcher.submit([seq(1, 2)]);
     batcher.close();
     await expect(queued).rejects.toMatchObject({ status: 503 });

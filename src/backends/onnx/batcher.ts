@@ -2,9 +2,9 @@
  * Token-budget micro-batching in front of one model session, in the shape of
  * text-embeddings-inference's core/src/queue.rs: tokenised entries wait in a bounded queue; a
  * batch (the oldest entry plus others of similar length) is cut within a padded token budget
- * (longest × count), and runs when the queue holds a full batch or the oldest entry has waited
- * `maxWaitMs`; entries whose caller has gone are skipped; one session.run at a time; results
- * go back to their callers.
+ * (longest × count), and runs when the queue holds a full batch, when the oldest entry has
+ * waited `maxWaitMs`, or at once when no other request is on its way (see expect()); entries
+ * whose caller has gone are skipped; one session.run at a time; results go back to their callers.
  */
 import { ApiError } from '../../core/errors.js';
 import type { TokenIds } from './packed-ids.js';
@@ -146,6 +146,8 @@ export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: 
 export class Batcher {
   private readonly queue: Entry[] = [];
   private live = { entries: 0, tokens: 0 };
+  /** Requests announced by expect() and not yet submitted (being tokenised). */
+  private incoming = 0;
   private running = false;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
@@ -196,6 +198,22 @@ export class Batcher {
       this.live.tokens += request.queuedTokens;
       this.pump();
     });
+  }
+
+  /**
+   * Announces a request on its way (being tokenised); call the returned function once it has
+   * been submitted or given up. The wait for company only lasts while some request is on its
+   * way: a lone caller is not made to wait for nobody.
+   */
+  expect(): () => void {
+    this.incoming++;
+    let arrived = false;
+    return () => {
+      if (arrived) return;
+      arrived = true;
+      this.incoming--;
+      this.pump();
+    };
   }
 
   stats(): BatcherStats {
@@ -253,7 +271,7 @@ export class Batcher {
     if (this.running || this.closed || this.queue.length === 0) return;
     const waited = performance.now() - this.queue[0].queuedAt;
     const full = this.live.tokens >= this.config.maxBatchTokens || this.live.entries >= this.config.maxBatchSize;
-    if (full || waited >= this.config.maxWaitMs) {
+    if (full || waited >= this.config.maxWaitMs || this.incoming === 0) {
       clearTimeout(this.timer);
       this.timer = undefined;
       void this.runNext();

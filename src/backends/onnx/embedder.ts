@@ -111,11 +111,15 @@ export class OnnxEmbedder implements Embedder {
     const entry = this.byId.get(model);
     if (!entry) throw ApiError.modelNotFound(model);
     const taskType = options.taskType ?? entry.spec.defaultTaskType;
+    const arrived = entry.model.batcher.expect();
     try {
       const ids = await this.pool.encode(entry.model.dir.id, inputs, taskType);
-      const vectors = await entry.model.batcher.submit(ids, options.signal);
+      const pending = entry.model.batcher.submit(ids, options.signal);
+      arrived();
+      const vectors = await pending;
       return { vectors, tokens: ids.map((s) => s.length) };
     } catch (err) {
+      arrived();
       if (err instanceof ApiError || options.signal?.aborted) throw err;
       throw ApiError.internal(`local model ${model} failed: ${err instanceof Error ? err.message : String(err)}`);
     }
