@@ -51,6 +51,7 @@ describe('POST /v1/embeddings', () => {
 
   it('serves hits from Postgres after the in-process cache is dropped', async () => {
     const first = await post({ model: 'text-embedding-3-small', input: 'cold row', encoding_format: 'base64' });
+    await t.server.embeddings.flush();
     t.server.embeddings.dropHotCache();
     const second = await post({ model: 'text-embedding-3-small', input: 'cold row', encoding_format: 'base64' });
     expect(t.fake.stats().calls).toBe(1);
@@ -93,6 +94,26 @@ describe('POST /v1/embeddings', () => {
     ['p1', 'p2', 'p3', 'p4', 'p2'].forEach((text, i) => expect(got[i]).toEqual(fakeVector('text-embedding-3-small', text, 1536)));
   });
 
+  it('writes computed rows behind the response, batched, and loses none at shutdown', async () => {
+    const own = await startTestServer();
+    try {
+      const k = await own.key('writer');
+      await Promise.all(Array.from({ length: 20 }, (_, i) => own.server.app.inject({
+        method: 'POST',
+        url: '/v1/embeddings',
+        headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' },
+        payload: { model: 'text-embedding-3-small', input: [`wb ${i}`, `wb ${i + 100}`] },
+      })));
+    } finally {
+      // close() must flush whatever the write-behind still holds
+      const sql = (await import('postgres')).default(own.server.app.services.config.databaseUrl!, { max: 1 });
+      await own.close();
+      const [{ n }] = await sql`SELECT count(*)::int AS n FROM embeddings`;
+      await sql.end();
+      expect(n).toBe(40);
+    }
+  });
+
   it('computes concurrent identical misses once', async () => {
     t.fake.setLatency(100);
     try {
@@ -124,6 +145,7 @@ describe('POST /v1/embeddings', () => {
 
   it('stores hashes and vectors, never the plaintext', async () => {
     await post({ model: 'text-embedding-3-small', input: 'secret plaintext 12345' });
+    await t.server.embeddings.flush();
     const rows = await t.server.db.sql`SELECT * FROM embeddings`;
     const dump = JSON.stringify(rows.map((r) => Object.values(r).map((v) => (Buffer.isBuffer(v) ? v.toString('latin1') : v))));
     expect(rows.length).toBeGreaterThan(0);

@@ -1,9 +1,10 @@
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
-import { insertVectors, lookupVectors, recordHits, type CacheScope, type HitCount, type NewRow } from '../store/embeddings.js';
+import { lookupVectors, recordHits, type CacheScope, type HitCount, type NewRow } from '../store/embeddings.js';
 import { addUsage, type UsageDelta } from '../store/usage.js';
 import { PUBLIC_TENANT_ID } from '../store/tenants.js';
 import { Accumulator } from './accumulator.js';
+import { RowWriter } from './row-writer.js';
 import { cacheScope, inputHash, memoryKey } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
 import { ApiError } from './errors.js';
@@ -52,9 +53,11 @@ export class EmbedService {
   private readonly inflight = new Map<string, Promise<CachedVector>>();
   private readonly hitCounts: Accumulator<HitCount>;
   private readonly usage: Accumulator<UsageDelta>;
+  private readonly rows: RowWriter;
 
   constructor(private readonly deps: EmbedServiceDeps) {
     const intervalMs = deps.flushIntervalMs ?? 2000;
+    this.rows = new RowWriter(deps.sql, deps.logger);
     this.hitCounts = new Accumulator<HitCount>({
       name: 'hits',
       intervalMs,
@@ -210,16 +213,12 @@ export class EmbedService {
       mine.forEach((m, i) => {
         unique.get(m.key)!.value = values[i];
         for (const t of writeTenants) {
-          rows.push({ tenantId: t, inputHash: m.hash, vector: values[i].bytes, tokens: values[i].tokens });
+          rows.push({ tenantId: t, scope, inputHash: m.hash, vector: values[i].bytes, tokens: values[i].tokens });
           this.deps.hot.set(memoryKey(t, scope, m.hash), values[i]);
         }
       });
-      try {
-        await insertVectors(this.deps.sql, scope, rows);
-      } catch (err) {
-        // The caller still gets correct vectors; the next request recomputes and retries the write.
-        this.deps.logger.error({ err, rows: rows.length }, 'storing computed vectors failed');
-      }
+      // Written behind the response, batched with other misses (see RowWriter).
+      this.rows.add(rows);
     } finally {
       for (const m of mine) this.inflight.delete(m.key);
     }
@@ -242,8 +241,9 @@ export class EmbedService {
     this.usage.add(`${tenantId}|${day}|${model}`, { tenantId, day, model, ...d });
   }
 
-  /** Writes pending counters now (stats readers want fresh numbers). */
+  /** Writes pending rows and counters now (stats readers want fresh numbers). */
   async flush(): Promise<void> {
+    await this.rows.flush();
     await Promise.all([this.hitCounts.flush(), this.usage.flush()]);
   }
 
@@ -253,6 +253,7 @@ export class EmbedService {
   }
 
   async close(): Promise<void> {
+    await this.rows.close();
     await Promise.all([this.hitCounts.close(), this.usage.close()]);
   }
 }

@@ -16,6 +16,7 @@ export interface StoredVector {
 
 export interface NewRow {
   tenantId: number;
+  scope: CacheScope;
   inputHash: Buffer;
   vector: Buffer;
   tokens: number;
@@ -36,19 +37,23 @@ export async function lookupVectors(
   return rows.map((r) => ({ tenantId: Number(r.tenant_id), inputHash: r.input_hash, vector: r.vector, tokens: r.tokens }));
 }
 
-/** Writes new rows in one round trip; a row already there (a concurrent writer) is kept. */
-export async function insertVectors(sql: Sql, scope: CacheScope, rows: NewRow[]): Promise<void> {
+/**
+ * Writes new rows in one round trip; a row already there (a concurrent writer) is kept, and
+ * rows of a tenant deleted meanwhile are dropped (the join), so a late write cannot resurrect
+ * its cache. One statement shape for any row count: prepared once per connection.
+ */
+export async function insertVectors(sql: Sql, rows: NewRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const values = rows.map((r) => ({
-    tenant_id: r.tenantId,
-    model: scope.model,
-    model_version: scope.modelVersion,
-    input_hash: r.inputHash,
-    dims: r.vector.length / 4,
-    vector: r.vector,
-    tokens: r.tokens,
-  }));
-  await sql`INSERT INTO embeddings ${sql(values)} ON CONFLICT DO NOTHING`;
+  await sql`
+    INSERT INTO embeddings (tenant_id, model, model_version, input_hash, dims, vector, tokens)
+    SELECT v.t, v.m, v.mv, v.h, octet_length(v.vec) / 4, v.vec, v.tok
+    FROM unnest(
+      ${rows.map((r) => r.tenantId)}::bigint[], ${rows.map((r) => r.scope.model)}::text[],
+      ${rows.map((r) => r.scope.modelVersion)}::text[], ${sql.array(rows.map((r) => r.inputHash), 17)},
+      ${sql.array(rows.map((r) => r.vector), 17)}, ${rows.map((r) => r.tokens)}::int[]
+    ) AS v(t, m, mv, h, vec, tok)
+    JOIN tenants ON tenants.id = v.t
+    ON CONFLICT DO NOTHING`;
 }
 
 export interface HitCount {

@@ -128,6 +128,8 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
       path: '/tenants/:name',
       summary: 'Delete a tenant with its keys, providers, usage and cached vectors',
       handler: async (r) => {
+        // Rows this process still holds for the tenant are written first, then deleted with it.
+        await embeddings.flush();
         if (!(await deleteTenant(sql, param(r, 'name')))) await tenantOr404(param(r, 'name'));
         auth.forgetAll();
         embeddings.dropHotCache();
