@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { TenantProviders } from './backends/tenant-providers.js';
@@ -37,12 +40,21 @@ export interface BackendEntry {
   kind: BackendKind;
 }
 
+/** Model directories pulled into DATA_DIR/models (served when MODEL_DIR is not set). */
+export async function pulledModelDirs(dataDir: string): Promise<string[]> {
+  const root = path.resolve(dataDir, 'models');
+  const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+  const dirs = entries.filter((e) => e.isDirectory()).map((e) => path.join(root, e.name));
+  return dirs.filter((d) => existsSync(path.join(d, 'tokenizer.json'))).sort();
+}
+
 /** Builds the backends a config asks for: local model directories first, then the upstream. */
 export async function createBackends(config: Config, logger: Logger): Promise<BackendEntry[]> {
   const backends: BackendEntry[] = [];
-  if (config.local.modelDirs.length > 0) {
+  const modelDirs = config.local.modelDirs.length > 0 ? config.local.modelDirs : await pulledModelDirs(config.dataDir);
+  if (modelDirs.length > 0) {
     const { createOnnxEmbedder } = await import('./backends/onnx/embedder.js');
-    backends.push({ backend: await createOnnxEmbedder({ ...config.local, logger }), kind: 'local' });
+    backends.push({ backend: await createOnnxEmbedder({ ...config.local, modelDirs, logger }), kind: 'local' });
   }
   if (config.upstream.baseUrl) {
     backends.push({

@@ -94,3 +94,21 @@ describe('local model through HTTP (golden vectors of the reference stack)', () 
     expect(res.json().error.type).toBe('invalid_request_error');
   });
 });
+
+describe('models pulled into DATA_DIR/models', () => {
+  it('are served without MODEL_DIR', async () => {
+    const { mkdtempSync, cpSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ec-data-'));
+    cpSync('test/fixtures/tiny-bert', path.join(dataDir, 'models', 'tiny-bert'), { recursive: true });
+    const s = await startTestServer({ env: { DATA_DIR: dataDir } });
+    try {
+      const k = await s.key('pulled');
+      const res = await s.server.app.inject({ url: '/v1/models', headers: { authorization: `Bearer ${k}` } });
+      expect(res.json().data.map((m: { id: string }) => m.id)).toContain('tiny-bert-search_query');
+    } finally {
+      await s.close();
+    }
+  });
+});
