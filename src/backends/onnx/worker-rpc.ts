@@ -105,7 +105,8 @@ export class WorkerClient<Req, Res, Info> {
 
 /**
  * The worker side: `init` gets the workerData and returns the info for the client plus the
- * handler; calls are then answered one at a time in arrival order.
+ * handler; each call is answered when its handler settles (callers that need one call at a
+ * time, like the batcher, make sure of it themselves).
  */
 export function serveWorker<Data, Req, Res, Info>(
   init: (data: Data) => Promise<{ info: Info; handle: (req: Req) => Promise<Answer<Res>> | Answer<Res> }>,
