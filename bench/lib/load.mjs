@@ -17,6 +17,53 @@ import autocannon from 'autocannon';
 import { rng, text, zipfSampler } from './texts.mjs';
 
 const [, , configPath, resultPath] = process.argv;
+let machineBusyPct = null;
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc/<pid>/stat. */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Machine-wide busy and total jiffies, all cores, from /proc/stat. */
+function machineJiffies() {
+  try {
+    const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    return { busy: total - v[3] - v[4], total };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Marks the measured window: CPU used by the watched processes (the server, a reference) and
+ * how busy the whole machine was, over exactly the measured run.
+ */
+function cpuWindow() {
+  const pids = cfg.watch ?? [];
+  const c0 = pids.map(cpuSeconds);
+  const m0 = machineJiffies();
+  const t0 = performance.now();
+  return (completed) => {
+    const wall = (performance.now() - t0) / 1000;
+    const m1 = machineJiffies();
+    machineBusyPct = m0 && m1 && m1.total > m0.total ? Math.round((100 * (m1.busy - m0.busy)) / (m1.total - m0.total)) : null;
+    return Object.fromEntries(
+      pids.map((pid, i) => {
+        const c1 = cpuSeconds(pid);
+        if (c1 === null || c0[i] === null) return [pid, null];
+        const used = c1 - c0[i];
+        return [pid, { cpuSeconds: Math.round(used * 100) / 100, pctOfCore: Math.round((100 * used) / wall), usPerRequest: completed > 0 ? Math.round((used * 1e6) / completed) : null }];
+      }),
+    );
+  };
+}
 const cfg = JSON.parse(readFileSync(configPath, 'utf8'));
 
 /** Returns a function giving the next request body and the number of inputs in it. */
@@ -110,7 +157,9 @@ async function runCannon() {
   inputsSent = 0;
   const times = [];
   const startedAt = Date.now();
+  const cpuEnd = cpuWindow();
   const r = await cannon({ ...base, duration: cfg.duration }, times);
+  const cpu = cpuEnd(times.length);
   const seconds = r.duration || (Date.now() - startedAt) / 1000;
   const ok = times.length;
   const inputsPerRequest = make ? null : cfg.workload.inputsPerRequest ?? 1;
@@ -133,6 +182,7 @@ async function runCannon() {
     errors: r.errors,
     timeouts: r.timeouts,
     statusCodes: r.statusCodeStats,
+    cpu,
   };
 }
 
@@ -163,6 +213,7 @@ async function runSeed() {
       req.end(body);
     });
   const started = performance.now();
+  const cpuEnd = cpuWindow();
   const deadline = Date.now() + (cfg.maxSeconds ?? 600) * 1000;
   await Promise.all(
     Array.from({ length: w.concurrency }, async () => {
@@ -181,6 +232,7 @@ async function runSeed() {
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuEnd(inputs);
   agent.destroy();
   return {
     seconds,
@@ -191,6 +243,7 @@ async function runSeed() {
     inputsPerSec: inputs / seconds,
     complete: inputs === w.total,
     batchLatencyMs: summarise(times),
+    cpu,
     failures: failures.length,
     failureSamples: failures.filter((f) => typeof f === 'string'),
   };
@@ -250,14 +303,21 @@ async function runPaced() {
       };
       if (total === 0) resolve({ total, maxLag });
       else setTimeout(tick, 5);
+      // Bounded: what has not come back 30 s after the last request was due counts as a timeout.
+      setTimeout(() => {
+        if (rec) rec.timeouts = total - done;
+        resolve({ total, maxLag });
+      }, seconds * 1000 + 30_000).unref();
     });
 
   if (cfg.warmupS > 0) await phase(cfg.warmupS, null);
-  const rec = { fromDue: [], fromSent: [], non2xx: 0, errors: 0, windows: [] };
+  const rec = { fromDue: [], fromSent: [], non2xx: 0, errors: 0, timeouts: 0, windows: [] };
   const t0 = performance.now();
+  const cpuEnd = cpuWindow();
   const { total, maxLag } = await phase(cfg.duration, rec);
-  const seconds = (performance.now() - t0) / 1000;
-  await pool.close();
+  const cpu = cpuEnd(rec.fromDue.length);
+  const seconds = Math.min((performance.now() - t0) / 1000, cfg.duration + 0.05);
+  await pool.destroy();
   const ok = rec.fromDue.length;
   return {
     seconds,
@@ -273,7 +333,8 @@ async function runPaced() {
     worstPer250msMs: Array.from(rec.windows, (x) => Math.round((x ?? 0) * 10) / 10),
     non2xx: rec.non2xx,
     errors: rec.errors,
-    timeouts: 0,
+    timeouts: rec.timeouts,
+    cpu,
   };
 }
 
@@ -282,6 +343,7 @@ const wallStart = performance.now();
 const result = cfg.workload.kind === 'seed' ? await runSeed() : cfg.rate ? await runPaced() : await runCannon();
 // The load generator's own CPU, % of one core (near 100 % means it, not the server, is the limit).
 const cpu = process.cpuUsage(cpuStart);
+result.machineBusyPct = machineBusyPct;
 result.loadGenCpuPct = Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - wallStart)) * 100);
 writeFileSync(resultPath, JSON.stringify(result));
 process.exit(0);
