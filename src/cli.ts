@@ -150,12 +150,7 @@ tenants
   .addOption(new Option('--share-public <bool>', 'opt in or out of the shared public pool').choices(['true', 'false']))
   .action((name: string, o: { tier?: string; sharePublic?: 'true' | 'false' }) =>
     withDb(async (db) => {
-      const t = await updateTenant(db.sql, name, { tier: o.tier, sharePublic: o.sharePublic === undefined ? undefined : o.sharePublic === 'true' });
-      if (!t) {
-        console.error(`No tenant ${name}.`);
-        process.exitCode = 1;
-        return;
-      }
+      const t = (await updateTenant(db.sql, name, { tier: o.tier, sharePublic: o.sharePublic === undefined ? undefined : o.sharePublic === 'true' })) ?? (await tenantOrExit(db, name));
       console.log(`tenant ${t.name}: tier ${t.tier}, share_public ${t.sharePublic}`);
     }),
   );
@@ -164,22 +159,15 @@ tenants
   .description('delete a tenant with its keys, usage and cached vectors')
   .action((name: string) =>
     withDb(async (db) => {
-      if (!(await deleteTenant(db.sql, name))) {
-        console.error(`No tenant ${name}.`);
-        process.exitCode = 1;
-        return;
-      }
+      if (!(await deleteTenant(db.sql, name))) await tenantOrExit(db, name);
       console.log(`Deleted tenant ${name} and its cache.`);
     }),
   );
 
-/** A CLI command's tenant, or a clear exit. */
+/** A CLI command's tenant; a missing one ends the command with a message (and exit code 1). */
 async function tenantOrExit(db: Database, name: string) {
   const t = await findTenantByName(db.sql, name);
-  if (!t) {
-    console.error(`No tenant ${name}. See \`embedding-cache tenants list\`.`);
-    process.exit(1);
-  }
+  if (!t) throw new Error(`No tenant ${name}. See \`embedding-cache tenants list\`.`);
   return t;
 }
 
@@ -281,12 +269,7 @@ program
   .option('--json', 'print JSON')
   .action((o: { tenant: string; json?: boolean }) =>
     withDb(async (db) => {
-      const t = await findTenantByName(db.sql, o.tenant);
-      if (!t) {
-        console.error(`No tenant ${o.tenant}.`);
-        process.exitCode = 1;
-        return;
-      }
+      const t = await tenantOrExit(db, o.tenant);
       const stats = await tenantStats(db.sql, t, config().prices);
       if (o.json) {
         console.log(JSON.stringify(stats, null, 2));
@@ -308,12 +291,7 @@ program
   .option('--model <id>', 'only this model (cache model id, e.g. text-embedding-3-small)')
   .action((o: { tenant: string; model?: string }) =>
     withDb(async (db) => {
-      const t = await findTenantByName(db.sql, o.tenant);
-      if (!t) {
-        console.error(`No tenant ${o.tenant}.`);
-        process.exitCode = 1;
-        return;
-      }
+      const t = await tenantOrExit(db, o.tenant);
       const n = await clearRows(db.sql, t.id, o.model);
       console.log(`Deleted ${n} cached vectors of ${t.name}. Running servers drop them from memory on restart.`);
     }),
