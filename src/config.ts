@@ -44,7 +44,12 @@ const EnvSchema = z.object({
   EMBED_DEVICE: z.enum(['cpu', 'cuda'], { message: "must be 'cpu' or 'cuda'" }).default('cpu'),
   EMBED_DEVICE_ID: z.coerce.number().int().min(0).default(0),
   EMBED_THREADS: z.coerce.number().int().min(0).default(0),
-  EMBED_MAX_BATCH_TOKENS: positiveInt.default(16_384),
+  /** Padded tokens per batch; default 4096 on CPU, 131072 on CUDA. */
+  EMBED_MAX_BATCH_TOKENS: positiveInt.optional(),
+  /** Sessions per local model fed by one queue; default 1 on CPU, 2 on CUDA. */
+  EMBED_SESSIONS: positiveInt.max(8).optional(),
+  /** Tokenizer worker threads; default 1 on CPU, all cores but three on CUDA. */
+  EMBED_TOKENIZER_THREADS: positiveInt.max(64).optional(),
   EMBED_MAX_WAIT_MS: z.coerce.number().min(0).default(2),
   EMBED_MAX_QUEUE: positiveInt.default(10_000),
   EMBED_TIMEOUT_MS: positiveInt.default(60_000),
@@ -111,7 +116,9 @@ export interface Config {
     device: 'cpu' | 'cuda';
     deviceId: number;
     threads: number;
-    maxBatchTokens: number;
+    maxBatchTokens: number | undefined;
+    sessions: number | undefined;
+    tokenizerThreads: number | undefined;
     maxWaitMs: number;
     maxQueue: number;
     timeoutMs: number;
@@ -192,6 +199,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       deviceId: e.EMBED_DEVICE_ID,
       threads: e.EMBED_THREADS,
       maxBatchTokens: e.EMBED_MAX_BATCH_TOKENS,
+      sessions: e.EMBED_SESSIONS,
+      tokenizerThreads: e.EMBED_TOKENIZER_THREADS,
       maxWaitMs: e.EMBED_MAX_WAIT_MS,
       maxQueue: e.EMBED_MAX_QUEUE,
       timeoutMs: e.EMBED_TIMEOUT_MS,

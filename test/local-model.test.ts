@@ -112,3 +112,20 @@ describe('models pulled into DATA_DIR/models', () => {
     }
   });
 });
+
+describe('two sessions fed by one queue (EMBED_SESSIONS=2, the CUDA default)', () => {
+  it('give the golden vectors under concurrent load', async () => {
+    const s = await startTestServer({ env: { MODEL_DIR: 'test/fixtures/tiny-bert', EMBED_SESSIONS: '2', EMBED_TOKENIZER_THREADS: '2' } });
+    try {
+      const k = await s.key('twin');
+      const results = await Promise.all(
+        golden.cases.map((c) =>
+          s.server.app.inject({ method: 'POST', url: '/v1/embeddings', headers: { authorization: `Bearer ${k}` }, payload: { model: 'tiny-bert', input: c.text, task_type: c.task_type } }),
+        ),
+      );
+      results.forEach((r, i) => expectClose(r.json().data[0].embedding, golden.cases[i].embedding, 1e-5));
+    } finally {
+      await s.close();
+    }
+  });
+});

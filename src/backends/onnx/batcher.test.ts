@@ -155,6 +155,33 @@ describe('Batcher', () => {
     expect(runner.batches.map((b) => b.length)).toEqual([1, 3]);
   });
 
+  it('keeps one batch in flight per runner, both cut from the one queue', async () => {
+    const a = new FakeRunner();
+    const b = new FakeRunner();
+    const batcher = new Batcher([a, b], { ...config, maxWaitMs: 0 });
+    a.hold();
+    b.hold();
+    const first = batcher.submit([seq(1, 2)]);
+    const second = batcher.submit([seq(2, 2)]);
+    await tick();
+    const later = [batcher.submit([seq(3, 2)]), batcher.submit([seq(4, 2)]), batcher.submit([seq(5, 2)])];
+    await tick();
+    // both runners busy, the rest queued for whichever frees first
+    expect(a.batches).toHaveLength(1);
+    expect(b.batches).toHaveLength(1);
+    expect(batcher.stats()).toMatchObject({ running: true, inFlight: 2, queueDepth: 3 });
+    b.release();
+    await tick();
+    await tick();
+    // the freed runner took all three queued entries as one batch while the other still ran
+    expect(b.batches.map((x) => x.length)).toEqual([1, 3]);
+    expect(a.batches.map((x) => x.length)).toEqual([1]);
+    a.release();
+    const vectors = await Promise.all([first, second, ...later]);
+    expect(vectors.map((v) => v[0][1])).toEqual([1, 2, 3, 4, 5]);
+    expect(batcher.stats().inFlight).toBe(0);
+  });
+
   it('refuses a request that would overflow the queue with 503 and Retry-After', async () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, { ...config, maxQueue: 4, maxWaitMs: 0 });

@@ -4,7 +4,8 @@
  * batch (the oldest entry plus others of similar length) is cut within a padded token budget
  * (longest × count), and runs when the queue holds a full batch, when the oldest entry has
  * waited `maxWaitMs`, or at once when no other request is on its way (see expect()); entries
- * whose caller has gone are skipped; one session.run at a time; results go back to their callers.
+ * whose caller has gone are skipped; one session.run at a time per runner (a GPU gets two, so it
+ * is not idle while a batch's inputs and outputs cross); results go back to their callers.
  */
 import { ApiError } from '../../core/errors.js';
 import type { TokenIds } from './packed-ids.js';
@@ -30,6 +31,8 @@ export interface BatcherStats {
   queuedTokens: number;
   /** Whether a session.run is in flight. */
   running: boolean;
+  /** How many are (at most one per runner). */
+  inFlight: number;
   /** Batches run since start. */
   batches: number;
   /** Vectors computed since start. */
@@ -148,7 +151,8 @@ export class Batcher {
   private live = { entries: 0, tokens: 0 };
   /** Requests announced by expect() and not yet submitted (being tokenised). */
   private incoming = 0;
-  private running = false;
+  /** Runners with no batch in flight. */
+  private readonly idle: BatchRunner[];
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   /** Smoothed vectors per second, to suggest a Retry-After. */
@@ -157,11 +161,21 @@ export class Batcher {
   private recentSizes: number[] = [];
   private recentTokens: number[] = [];
 
+  /** One queue feeding one or more runners (sessions of the same graph): batches stay full. */
   constructor(
-    private readonly runner: BatchRunner,
+    runners: BatchRunner | readonly BatchRunner[],
     private readonly config: BatcherConfig,
   ) {
     if (config.maxBatchSize < 1 || config.maxBatchTokens < 1) throw new Error('batcher: maxBatchSize and maxBatchTokens must be >= 1');
+    this.idle = Array.isArray(runners) ? [...runners] : [runners as BatchRunner];
+    if (this.idle.length === 0) throw new Error('batcher: at least one runner');
+    this.runners = this.idle.length;
+  }
+
+  private readonly runners: number;
+
+  private get inFlight(): number {
+    return this.runners - this.idle.length;
   }
 
   /**
@@ -220,7 +234,8 @@ export class Batcher {
     return {
       queueDepth: this.live.entries,
       queuedTokens: this.live.tokens,
-      running: this.running,
+      running: this.inFlight > 0,
+      inFlight: this.inFlight,
       ...this.counters,
       lastBatchSizes: [...this.recentSizes],
       lastBatchTokens: [...this.recentTokens],
@@ -266,16 +281,23 @@ export class Batcher {
     request.queuedTokens = 0;
   }
 
-  /** Starts a batch if the session is free and one is due, else arms the wait timer. */
+  /** Starts batches while a runner is free and one is due, else arms the wait timer. */
   private pump(): void {
-    if (this.running || this.closed || this.queue.length === 0) return;
-    const waited = performance.now() - this.queue[0].queuedAt;
-    const full = this.live.tokens >= this.config.maxBatchTokens || this.live.entries >= this.config.maxBatchSize;
-    if (full || waited >= this.config.maxWaitMs || this.incoming === 0) {
+    while (this.idle.length > 0 && !this.closed && this.queue.length > 0) {
+      const waited = performance.now() - this.queue[0].queuedAt;
+      const full = this.live.tokens >= this.config.maxBatchTokens || this.live.entries >= this.config.maxBatchSize;
+      if (!(full || waited >= this.config.maxWaitMs || this.incoming === 0)) {
+        this.arm(waited);
+        return;
+      }
       clearTimeout(this.timer);
       this.timer = undefined;
-      void this.runNext();
-    } else if (!this.timer) {
+      if (!this.runNext(this.idle.pop()!)) return;
+    }
+  }
+
+  private arm(waited: number): void {
+    if (!this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.pump();
@@ -283,10 +305,19 @@ export class Batcher {
     }
   }
 
-  private async runNext(): Promise<void> {
+  /** Cuts a batch and runs it on `runner`; false (runner returned) when only dead entries were left. */
+  private runNext(runner: BatchRunner): boolean {
     const { batch, skipped } = takeBatch(this.queue, this.config.maxBatchTokens, this.config.maxBatchSize);
     this.counters.skipped += skipped;
-    if (batch.length === 0) return;
+    if (batch.length === 0) {
+      this.idle.push(runner);
+      return false;
+    }
+    void this.run(runner, batch);
+    return true;
+  }
+
+  private async run(runner: BatchRunner, batch: Entry[]): Promise<void> {
     for (const entry of batch) {
       entry.request.queuedEntries--;
       entry.request.queuedTokens -= entry.ids.length;
@@ -294,10 +325,9 @@ export class Batcher {
       this.live.tokens -= entry.ids.length;
     }
     this.record(batch);
-    this.running = true;
     const started = performance.now();
     try {
-      const vectors = await this.runner.run(batch.map((e) => e.ids));
+      const vectors = await runner.run(batch.map((e) => e.ids));
       if (vectors.length !== batch.length) throw new Error(`model returned ${vectors.length} vectors for ${batch.length} inputs`);
       this.observeRate(batch.length, performance.now() - started);
       this.counters.embeddings += batch.length;
@@ -305,7 +335,7 @@ export class Batcher {
     } catch (err) {
       for (const entry of batch) entry.request.fail(err);
     } finally {
-      this.running = false;
+      this.idle.push(runner);
       this.pump();
     }
   }
