@@ -6,6 +6,7 @@
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
@@ -403,6 +404,28 @@ models
     });
     for (const f of pulled) console.error(`${f.skipped ? 'unchanged' : 'fetched  '} ${f.file} (${f.bytes} bytes${f.sha256 ? `, sha256 ${f.sha256.slice(0, 12)}…` : ''})`);
     console.log(`Model in ${dest}. Serve it with MODEL_DIR=${dest}${o.variant ? ` (and the ${o.variant} variant)` : ''}.`);
+  });
+
+models
+  .command('optimize <dir>')
+  .description('make a model directory fast on a GPU: fuse attention and layer norms, pool on the GPU, fp16 (writes onnx/model_optimized[_fp16].onnx; needs python3 with onnx and onnxruntime)')
+  .option('--fp16', 'half precision (vectors stay within 1e-6 cosine distance of fp32 on a nomic-sized BERT)')
+  .option('--python <path>', 'python interpreter', 'python3')
+  .action(async (dir: string, o: { fp16?: boolean; python: string }) => {
+    const { readFile } = await import('node:fs/promises');
+    const { spawnSync } = await import('node:child_process');
+    const modelConfig = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as { num_attention_heads?: number; hidden_size?: number };
+    if (!modelConfig.num_attention_heads || !modelConfig.hidden_size) throw new Error(`${dir}/config.json has no num_attention_heads / hidden_size`);
+    const variant = o.fp16 ? 'optimized_fp16' : 'optimized';
+    const script = fileURLToPath(new URL('../scripts/gpu/optimize.py', import.meta.url));
+    const args = [script, path.join(dir, 'onnx', 'model.onnx'), path.join(dir, 'onnx', `model_${variant}.onnx`), '--heads', String(modelConfig.num_attention_heads), '--hidden', String(modelConfig.hidden_size), '--use-gpu', ...(o.fp16 ? ['--fp16'] : [])];
+    const r = spawnSync(o.python, args, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+    if (r.error || r.status !== 0) {
+      const why = r.error?.message ?? r.stderr;
+      if (/No module named '?(onnx|onnxruntime)/.test(why)) throw new Error(`models optimize needs ONNX Runtime's Python tools: pip install onnx onnxruntime (then rerun). ${why.trim().split('\n').pop()}`);
+      throw new Error(`models optimize failed: ${why.trim()}`);
+    }
+    console.log(`Serve it with EMBED_DEVICE=cuda EMBED_MODEL_VARIANT=${variant} MODEL_DIR=${dir}`);
   });
 
 program

@@ -113,6 +113,21 @@ describe('embedding-cache CLI', () => {
     expect((await cli('import', '--tenant', 'copy', '--file', dump)).stderr).toMatch(/line 1 is not JSON/);
   }, 60_000);
 
+  it('models optimize writes the GPU variant, or says exactly what to install', async () => {
+    const { cpSync, existsSync } = await import('node:fs');
+    const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'ec-opt-')), 'tiny-bert');
+    cpSync('test/fixtures/tiny-bert', dir, { recursive: true });
+    const r = await cli('models', 'optimize', dir, '--fp16');
+    const hasOrt = await run('python3', ['-c', 'import onnx, onnxruntime']).then(() => true, () => false);
+    if (hasOrt) {
+      expect(r.code).toBe(0);
+      expect(existsSync(path.join(dir, 'onnx', 'model_optimized_fp16.onnx'))).toBe(true);
+    } else {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/pip install onnx onnxruntime/);
+    }
+  });
+
   it('names every bad configuration value and exits non-zero', async () => {
     const saved = env;
     env = { ...env, PORT: 'eighty', EMBED_DEVICE: 'tpu', DATABASE_URL: 'mysql://x' };
