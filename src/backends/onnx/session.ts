@@ -36,7 +36,9 @@ const KNOWN_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
 const PREFERRED_OUTPUTS = ['sentence_embedding', 'last_hidden_state'];
 
 export const CUDA_HELP =
-  'install the CUDA provider of onnxruntime-node (`npm install onnxruntime-node --onnxruntime-node-install-cuda=v12`, ' +
+  // The project's .npmrc skips the provider download; this runs onnxruntime-node's own installer anyway.
+  'install the CUDA provider of onnxruntime-node (on a machine with internet: ' +
+  '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install`, ' +
   'see https://onnxruntime.ai/docs/get-started/with-javascript/node.html) and put the CUDA 12/13 and cuDNN 9 ' +
   'libraries on LD_LIBRARY_PATH; or set EMBED_DEVICE=cpu';
 
