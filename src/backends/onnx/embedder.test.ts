@@ -151,7 +151,7 @@ describe('createOnnxEmbedder start-up errors', () => {
     expect(err).toBeInstanceOf(Error);
     const message = (err as Error).message;
     expect(message).toMatch(/CUDA execution provider/);
-    expect(message).toMatch(/onnxruntime-node-install-cuda/);
+    expect(message).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
     expect(message).toMatch(/cuDNN 9/);
     expect(message).toMatch(/LD_LIBRARY_PATH/);
   });
