@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
 import { Evictor } from './core/eviction.js';
 import { HotCache } from './core/hot-cache.js';
+import { VectorTextCache } from './core/encode.js';
 import { Metrics } from './core/metrics.js';
 import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
@@ -124,6 +125,8 @@ export async function createServer(
       models: new ModelAccess(registry, providers),
       providers,
       embeddings,
+      // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
+      vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
       auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret),
       tiers,
       limits,

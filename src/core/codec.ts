@@ -40,6 +40,8 @@ export function vectorToJson(v: Float32Array): string {
 }
 
 function fmt(x: number): string {
+  // String(-0) is "0": keep the sign, as the base64 form does.
+  if (x === 0) return 1 / x < 0 ? '-0' : '0';
   // JSON has no NaN/Infinity; a model never yields them after normalisation, but be safe.
   return Number.isFinite(x) ? String(x) : '0';
 }

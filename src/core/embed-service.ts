@@ -163,8 +163,7 @@ export class EmbedService {
       }
       promptTokens += u.value!.tokens;
     }
-    this.deps.metrics?.cacheInputs.inc({ result: 'hit', model: spec.id }, hits);
-    this.deps.metrics?.cacheInputs.inc({ result: 'miss', model: spec.id }, items.length - hits);
+    this.deps.metrics?.countInputs(spec.id, hits, items.length - hits);
     this.recordUsage(tenant.id, scope.model, {
       requests: 1,
       inputs: items.length,
@@ -237,7 +236,7 @@ export class EmbedService {
   }
 
   private recordUsage(tenantId: number, model: string, d: Omit<UsageDelta, 'tenantId' | 'day' | 'model'>): void {
-    const day = new Date().toISOString().slice(0, 10);
+    const day = utcDay();
     this.usage.add(`${tenantId}|${day}|${model}`, { tenantId, day, model, ...d });
   }
 
@@ -256,4 +255,12 @@ export class EmbedService {
     await this.rows.close();
     await Promise.all([this.hitCounts.close(), this.usage.close()]);
   }
+}
+
+let dayCache = { day: '', until: 0 };
+/** Today's UTC date (YYYY-MM-DD), formatted once per second at most rather than per request. */
+function utcDay(): string {
+  const now = Date.now();
+  if (now >= dayCache.until) dayCache = { day: new Date(now).toISOString().slice(0, 10), until: now + 1000 };
+  return dayCache.day;
 }

@@ -75,6 +75,31 @@ export class Metrics {
     collect: (): void => this.hotCacheBytes.set(this.hotCacheSource()),
   });
 
+  private readonly inputCounters = new Map<string, { hit: Counter.Internal; miss: Counter.Internal }>();
+  private readonly requestHistograms = new Map<string, Histogram.Internal<'route' | 'method' | 'status'>>();
+
+  /** Hits and misses of one request; label children are looked up once per model, not per call. */
+  countInputs(model: string, hits: number, misses: number): void {
+    let c = this.inputCounters.get(model);
+    if (!c) {
+      c = { hit: this.cacheInputs.labels({ result: 'hit', model }), miss: this.cacheInputs.labels({ result: 'miss', model }) };
+      this.inputCounters.set(model, c);
+    }
+    if (hits > 0) c.hit.inc(hits);
+    if (misses > 0) c.miss.inc(misses);
+  }
+
+  /** One HTTP request's latency (children cached per route, method and status). */
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const key = `${route} ${method} ${status}`;
+    let h = this.requestHistograms.get(key);
+    if (!h) {
+      h = this.httpRequests.labels({ route, method, status: String(status) });
+      this.requestHistograms.set(key, h);
+    }
+    h.observe(seconds);
+  }
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'ec_' });
   }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { TenantProviders } from '../backends/tenant-providers.js';
 import type { Config } from '../config.js';
 import type { EmbedService } from '../core/embed-service.js';
+import type { VectorTextCache } from '../core/encode.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelAccess } from '../core/model-access.js';
 import type { ModelRegistry } from '../core/models.js';
@@ -20,6 +21,8 @@ export interface Services {
   registry: ModelRegistry;
   models: ModelAccess;
   embeddings: EmbedService;
+  /** JSON text of hot vectors, for `float` responses. */
+  vectorTexts: VectorTextCache;
   auth: ApiKeyAuth;
   tiers: TierCatalog;
   limits: RateLimits;

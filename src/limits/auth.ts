@@ -35,18 +35,19 @@ export class ApiKeyAuth {
     const key = m?.[1];
     if (key && this.jwtSecret && looksLikeJwt(key)) return this.authenticateJwt(key);
     if (!key || !looksLikeApiKey(key)) throw invalidKey(key);
-    const hash = hashApiKey(key);
-    const memo = this.verified.get(hash.toString('base64'));
+    // Memoised by the key itself (already in this process's memory with every request): a hit
+    // costs no hashing. Only verified keys enter, so guessing cannot fill it.
+    const memo = this.verified.get(key);
     if (memo) return memo;
     const rec = await findLiveKeyByPrefix(this.sql, keyPrefix(key));
-    if (!rec || !hashesEqual(rec.keyHash, hash)) throw invalidKey(key);
+    if (!rec || !hashesEqual(rec.keyHash, hashApiKey(key))) throw invalidKey(key);
     const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic };
-    this.verified.set(hash.toString('base64'), tenant);
+    this.verified.set(key, tenant);
     return tenant;
   }
 
   private async authenticateJwt(token: string): Promise<TenantContext> {
-    const memoKey = hashApiKey(token).toString('base64');
+    const memoKey = token;
     const memo = this.verified.get(memoKey);
     if (memo) return memo;
     let claims;

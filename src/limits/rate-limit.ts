@@ -33,6 +33,8 @@ interface TierLimiters {
  */
 export class RateLimits {
   private readonly byTier = new Map<string, TierLimiters>();
+  /** Per Tier object (the catalogue keeps them until a refresh): no signature string per request. */
+  private readonly byTierObject = new WeakMap<Tier, TierLimiters>();
 
   constructor(
     private readonly redis: Redis | null,
@@ -41,6 +43,8 @@ export class RateLimits {
   ) {}
 
   private limiters(tier: Tier): TierLimiters {
+    const known = this.byTierObject.get(tier);
+    if (known) return known;
     const sig = `${tier.name}:${tier.requestsPerDay}:${tier.burstPerSecond}:${tier.tokensPerMinute}`;
     let l = this.byTier.get(sig);
     if (!l) {
@@ -51,6 +55,7 @@ export class RateLimits {
       };
       this.byTier.set(sig, l);
     }
+    this.byTierObject.set(tier, l);
     return l;
   }
 
@@ -69,6 +74,7 @@ export class RateLimits {
    */
   async admit(tenantId: number, tier: Tier): Promise<LimitState> {
     const l = this.limiters(tier);
+    if (!l.tokens && !l.burst && !l.day) return UNLIMITED;
     const key = String(tenantId);
     const [tokens, burst, day] = await Promise.allSettled([
       l.tokens ? l.tokens.get(key) : null,
@@ -108,6 +114,8 @@ export class RateLimits {
     l.tokens.penalty(String(tenantId), tokens).catch(() => {});
   }
 }
+
+const UNLIMITED: LimitState = Object.freeze({ requests: null, tokens: null });
 
 /** A window's answer: allowed or refused, both carry the counts. */
 function settled(r: PromiseSettledResult<RateLimiterRes | null>): RateLimiterRes | null {

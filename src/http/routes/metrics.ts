@@ -10,9 +10,6 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
 
   // Latency by route pattern (not raw URL: bounded label values) and status.
   app.addHook('onResponse', async (request, reply) => {
-    metrics.httpRequests.observe(
-      { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
   });
 }

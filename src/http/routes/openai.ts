@@ -7,7 +7,7 @@ import { EmbeddingsBody, parseBody, parseInput } from '../schemas.js';
 
 /** OpenAI-compatible routes: POST /embeddings, GET /models, GET /models/:id. */
 export async function openaiRoutes(app: FastifyInstance): Promise<void> {
-  const { models, embeddings, config, limits } = app.services;
+  const { models, embeddings, config, limits, vectorTexts } = app.services;
 
   app.post('/embeddings', async (request, reply) => {
     const body = parseBody(EmbeddingsBody, request.body);
@@ -19,7 +19,7 @@ export async function openaiRoutes(app: FastifyInstance): Promise<void> {
     const full = outcome.items[0].bytes.length / 4;
     if (body.dimensions !== undefined && body.dimensions > full) throw tooManyDimensions(body.model, full);
     void reply.header('x-cache', cacheHeader(outcome)).type('application/json');
-    return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, body.encoding_format ?? 'float', body.dimensions, outcome.spec.dimensionsMethod);
+    return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, body.encoding_format ?? 'float', body.dimensions, outcome.spec.dimensionsMethod, vectorTexts);
   });
 
   app.get('/models', async (request) => ({

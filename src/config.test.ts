@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('configuration', () => {
+  it('has defaults a fresh machine can run on', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ host: '127.0.0.1', port: 8080, dataDir: './.embedding-cache', databaseUrl: undefined, authDisabled: false });
+    expect(c.local.device).toBe('cpu');
+    expect(c.upstream.models).toContain('text-embedding-3-small');
+  });
+
+  it('names every bad value at once', () => {
+    let e: ConfigError | undefined;
+    try {
+      loadConfig({ PORT: '99999', EMBED_DEVICE: 'tpu', ADMIN_TOKEN: 'short', MASTER_KEY: 'nothex' });
+    } catch (err) {
+      e = err as ConfigError;
+    }
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e!.problems.join('\n')).toMatch(/PORT/);
+    expect(e!.problems.join('\n')).toMatch(/EMBED_DEVICE/);
+    expect(e!.problems.join('\n')).toMatch(/ADMIN_TOKEN/);
+  });
+
+  it('checks MASTER_KEY and the provider allowlist after the schema', () => {
+    expect(() => loadConfig({ MASTER_KEY: 'nothex' })).toThrow(/MASTER_KEY/);
+    expect(loadConfig({ MASTER_KEY: 'f'.repeat(64) }).masterKeys?.currentId).toBe('k1');
+    expect(loadConfig({ PROVIDER_ALLOWLIST: '127.0.0.1,10.0.0.0/8' }).ssrf.allowlist).toHaveLength(2);
+  });
+
+  it('treats empty values as unset and lists as comma-separated', () => {
+    const c = loadConfig({ PORT: '', UPSTREAM_MODELS: 'a, b,,c', JWT_SECRET: '' });
+    expect(c.port).toBe(8080);
+    expect(c.upstream.models).toEqual(['a', 'b', 'c']);
+  });
+});

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { base64ToVector, vectorToBytes } from './codec.js';
+import { deriveDimensions } from './dimensions.js';
+import { encodeEmbeddingsResponse, encodeVector, VectorTextCache } from './encode.js';
+
+const full = Float32Array.from({ length: 8 }, (_, i) => (i + 1) / 10);
+const bytes = vectorToBytes(full);
+
+describe('response encoders', () => {
+  it('sends the stored bytes themselves as base64 at full dimension', () => {
+    expect(encodeVector(bytes, 'base64', undefined, 'truncate')).toBe(`"${bytes.toString('base64')}"`);
+  });
+
+  it('derives dimensions identically for float and base64', () => {
+    const f = JSON.parse(encodeVector(bytes, 'float', 4, 'truncate')) as number[];
+    const b = base64ToVector(JSON.parse(encodeVector(bytes, 'base64', 4, 'truncate')) as string);
+    expect(f).toEqual(Array.from(b));
+    expect(f).toEqual(Array.from(deriveDimensions(full, 4, 'truncate')));
+  });
+
+  it('remembers the JSON text of a vector and gives the same text', () => {
+    const texts = new VectorTextCache(1 << 20);
+    const a = encodeVector(bytes, 'float', undefined, 'truncate', texts);
+    expect(encodeVector(bytes, 'float', undefined, 'truncate', texts)).toBe(a);
+    expect(a).toBe(encodeVector(bytes, 'float', undefined, 'truncate'));
+  });
+
+  it('builds OpenAI’s response body', () => {
+    const body = JSON.parse(encodeEmbeddingsResponse('m', [{ bytes, tokens: 3, cached: true }, { bytes, tokens: 2, cached: false }], 5, 'float', 2, 'truncate'));
+    expect(body).toMatchObject({ object: 'list', model: 'm', usage: { prompt_tokens: 5, total_tokens: 5 } });
+    expect(body.data.map((d: { index: number; object: string }) => [d.index, d.object])).toEqual([[0, 'embedding'], [1, 'embedding']]);
+    expect(body.data[1].embedding).toHaveLength(2);
+  });
+});
