@@ -249,6 +249,20 @@ describe('errors', () => {
     expect(ok.headers['x-cache']).toBe('miss');
   });
 
+  it('answers 504 when the upstream does not answer within UPSTREAM_TIMEOUT_MS', async () => {
+    const slow = await startTestServer({ env: { UPSTREAM_TIMEOUT_MS: '100' }, fakeLatencyMs: 1000 });
+    try {
+      const k = await slow.key('patient');
+      const started = Date.now();
+      const res = await slow.server.app.inject({ method: 'POST', url: '/v1/embeddings', headers: { authorization: `Bearer ${k}` }, payload: { model: 'text-embedding-3-small', input: 'slow' } });
+      expect(res.statusCode).toBe(504);
+      expect(res.json().error.code).toBe('upstream_timeout');
+      expect(Date.now() - started).toBeLessThan(900);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('answers unknown routes with an OpenAI-style 404', async () => {
     const res = await t.server.app.inject({ method: 'GET', url: '/v1/nope', headers: { authorization: `Bearer ${key}` } });
     expect(res.statusCode).toBe(404);

@@ -3,6 +3,7 @@ import { base64ToVector } from '../core/codec.js';
 import { ApiError } from '../core/errors.js';
 import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../core/types.js';
 import { SsrfError } from '../limits/ssrf.js';
+import { leanFetch } from './lean-fetch.js';
 import { KNOWN_UPSTREAM_MODELS } from './upstream-models.js';
 
 export interface UpstreamOptions {
@@ -20,7 +21,7 @@ export interface UpstreamOptions {
   version?: string;
   /** For /v1/models. */
   ownedBy?: string;
-  /** A fetch that guards where connections go (tenant providers); the platform's by default. */
+  /** A fetch that guards where connections go (tenant providers); leanFetch() by default. */
   fetch?: typeof fetch;
 }
 
@@ -34,7 +35,7 @@ export class UpstreamEmbedder implements Embedder {
   private readonly specs: ModelSpec[];
 
   constructor(private readonly opts: UpstreamOptions) {
-    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch });
+    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch ?? leanFetch() });
     // The same provider host gives the same vectors, whoever's key asked: rows can be shared.
     const version = opts.version ?? `api:${new URL(opts.baseUrl).host}`;
     const created = Math.floor(Date.now() / 1000);
