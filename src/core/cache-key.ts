@@ -1,21 +1,20 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { EmbedInput, ModelSpec, TaskType } from './types.js';
 import type { CacheScope } from '../store/embeddings.js';
 
-// Domain tags keep a text from colliding with a token array whose bytes happen to match.
-const TEXT_TAG = Buffer.from([0]);
+// Domain tags (a first byte of 0 for text, 1 for token ids) keep a text from colliding with a
+// token array whose bytes happen to match.
 const TOKENS_TAG = Buffer.from([1]);
 
 /** sha256 of the exact input: no case or whitespace folding (the cache must be transparent). */
 export function inputHash(input: EmbedInput): Buffer {
-  const h = createHash('sha256');
   if (input.kind === 'text') {
-    h.update(TEXT_TAG).update(input.text, 'utf8');
-  } else {
-    const ids = Int32Array.from(input.ids);
-    h.update(TOKENS_TAG).update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+    // One-shot hash, the hit path's commonest call: "\u0000" is the byte 0x00 in UTF-8.
+    // (@types/node 20 lacks the 'buffer' overload of crypto.hash.)
+    return hash('sha256', '\u0000' + input.text, 'buffer' as 'hex') as unknown as Buffer;
   }
-  return h.digest();
+  const ids = Int32Array.from(input.ids);
+  return createHash('sha256').update(TOKENS_TAG).update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength)).digest();
 }
 
 /**

@@ -25,8 +25,18 @@ describe('response encoders', () => {
     expect(a).toBe(encodeVector(bytes, 'float', undefined, 'truncate'));
   });
 
+  it('assembles full-dimension float responses from cached JSON bytes, identical to the string form', () => {
+    const items = [{ bytes, tokens: 3, cached: true }, { bytes: vectorToBytes(Float32Array.from([1, -0, 0.5])), tokens: 2, cached: false }];
+    const viaCache = encodeEmbeddingsResponse('m', items, 5, 'float', undefined, 'truncate', new VectorTextCache(1 << 20));
+    expect(Buffer.isBuffer(viaCache)).toBe(true);
+    expect(viaCache.toString()).toBe(encodeEmbeddingsResponse('m', items, 5, 'float', undefined, 'truncate'));
+    expect(JSON.parse(viaCache.toString()).data[1].embedding).toEqual([1, -0, 0.5]);
+    const b64 = encodeEmbeddingsResponse('m', items, 5, 'base64', undefined, 'truncate', new VectorTextCache(1 << 20));
+    expect(b64.toString()).toBe(encodeEmbeddingsResponse('m', items, 5, 'base64', undefined, 'truncate'));
+  });
+
   it('builds OpenAI’s response body', () => {
-    const body = JSON.parse(encodeEmbeddingsResponse('m', [{ bytes, tokens: 3, cached: true }, { bytes, tokens: 2, cached: false }], 5, 'float', 2, 'truncate'));
+    const body = JSON.parse(encodeEmbeddingsResponse('m', [{ bytes, tokens: 3, cached: true }, { bytes, tokens: 2, cached: false }], 5, 'float', 2, 'truncate').toString());
     expect(body).toMatchObject({ object: 'list', model: 'm', usage: { prompt_tokens: 5, total_tokens: 5 } });
     expect(body.data.map((d: { index: number; object: string }) => [d.index, d.object])).toEqual([[0, 'embedding'], [1, 'embedding']]);
     expect(body.data[1].embedding).toHaveLength(2);

@@ -12,20 +12,34 @@ export type EncodingFormat = 'float' | 'base64';
  * as `float` then costs what a base64 one does. Bounded in bytes, separately from the hot cache.
  */
 export class VectorTextCache {
-  private readonly lru: LRUCache<Buffer, string> | null;
+  private readonly floats: LRUCache<Buffer, Buffer> | null;
+  private readonly base64s: LRUCache<Buffer, Buffer> | null;
 
   constructor(maxBytes: number) {
-    this.lru = maxBytes > 0 ? new LRUCache<Buffer, string>({ maxSize: maxBytes, sizeCalculation: (text) => text.length + 64 }) : null;
+    const make = (share: number) =>
+      maxBytes > 0 ? new LRUCache<Buffer, Buffer>({ maxSize: Math.floor(maxBytes * share), sizeCalculation: (text) => text.length + 64 }) : null;
+    this.floats = make(0.75);
+    this.base64s = make(0.25);
   }
 
-  json(bytes: Buffer): string {
-    let text = this.lru?.get(bytes);
-    if (text === undefined) {
-      text = vectorToJson(bytesToVector(bytes));
-      this.lru?.set(bytes, text);
-    }
-    return text;
+  /** The vector's JSON array as ASCII bytes (kept as bytes: responses are assembled by copying). */
+  json(bytes: Buffer): Buffer {
+    return remember(this.floats, bytes, () => vectorToJson(bytesToVector(bytes)));
   }
+
+  /** The vector's base64 string, quoted, as ASCII bytes. */
+  base64(bytes: Buffer): Buffer {
+    return remember(this.base64s, bytes, () => `"${bytes.toString('base64')}"`);
+  }
+}
+
+function remember(lru: LRUCache<Buffer, Buffer> | null, key: Buffer, make: () => string): Buffer {
+  let text = lru?.get(key);
+  if (text === undefined) {
+    text = Buffer.from(make(), 'latin1');
+    lru?.set(key, text);
+  }
+  return text;
 }
 
 /**
@@ -36,13 +50,18 @@ export function encodeVector(bytes: Buffer, format: EncodingFormat, dims: number
   const full = bytes.length / 4;
   if (dims === undefined || dims === full) {
     if (format === 'base64') return `"${bytes.toString('base64')}"`;
-    return texts ? texts.json(bytes) : vectorToJson(bytesToVector(bytes));
+    return texts ? texts.json(bytes).toString('latin1') : vectorToJson(bytesToVector(bytes));
   }
   const v = deriveDimensions(bytesToVector(bytes), dims, method);
   return format === 'base64' ? `"${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')}"` : vectorToJson(v);
 }
 
-/** The whole OpenAI /v1/embeddings response body, built as one string (no intermediate objects). */
+/**
+ * The whole OpenAI /v1/embeddings response body, built as one string (no intermediate objects),
+ * or, at full dimension with a text cache, as one Buffer copied from the cached text bytes of
+ * each vector (a 64 × 768 float response is 1 MB: concatenating and re-encoding it as a string
+ * cost more than everything else on the request).
+ */
 export function encodeEmbeddingsResponse(
   model: string,
   items: EmbeddedItem[],
@@ -51,11 +70,23 @@ export function encodeEmbeddingsResponse(
   dims: number | undefined,
   method: DimensionsMethod,
   texts?: VectorTextCache,
-): string {
+): string | Buffer {
+  const tail = `],"model":${JSON.stringify(model)},"usage":{"prompt_tokens":${promptTokens},"total_tokens":${promptTokens}}}`;
+  if (texts && items.every((it) => dims === undefined || dims === it.bytes.length / 4)) {
+    const parts: Buffer[] = [Buffer.from('{"object":"list","data":[', 'latin1')];
+    for (let i = 0; i < items.length; i++) {
+      const value = format === 'float' ? texts.json(items[i].bytes) : texts.base64(items[i].bytes);
+      parts.push(Buffer.from(`${i > 0 ? ',' : ''}{"object":"embedding","index":${i},"embedding":`, 'latin1'), value, CLOSE);
+    }
+    parts.push(Buffer.from(tail, 'utf8'));
+    return Buffer.concat(parts);
+  }
   let s = '{"object":"list","data":[';
   for (let i = 0; i < items.length; i++) {
     if (i > 0) s += ',';
     s += `{"object":"embedding","index":${i},"embedding":${encodeVector(items[i].bytes, format, dims, method, texts)}}`;
   }
-  return s + `],"model":${JSON.stringify(model)},"usage":{"prompt_tokens":${promptTokens},"total_tokens":${promptTokens}}}`;
+  return s + tail;
 }
+
+const CLOSE = Buffer.from('}', 'latin1');
