@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { l2Normalise } from '../core/dimensions.js';
 
 export interface FakeUpstreamOptions {
   host?: string;
@@ -63,15 +64,6 @@ export function fakeVector(model: string, input: string | number[], dims: number
   const inv = 1 / Math.sqrt(norm);
   for (let i = 0; i < dims; i++) v[i] *= inv;
   return v;
-}
-
-function truncateNormalise(v: Float32Array, dims: number): Float32Array {
-  let sum = 0;
-  for (let i = 0; i < dims; i++) sum += v[i] * v[i];
-  const inv = 1 / Math.sqrt(sum);
-  const out = new Float32Array(dims);
-  for (let i = 0; i < dims; i++) out[i] = v[i] * inv;
-  return out;
 }
 
 const tokensOf = (input: string | number[]) =>
@@ -135,7 +127,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const data = inputs.map((input, index) => {
       tokens += tokensOf(input);
       let v = fakeVector(body.model!, input, dimsFull);
-      if (dims !== dimsFull) v = truncateNormalise(v, dims);
+      if (dims !== dimsFull) v = l2Normalise(v, dims); // OpenAI's text-embedding-3: truncate, re-normalise
       const embedding = body.encoding_format === 'base64' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v);
       return { object: 'embedding', index, embedding };
     });
