@@ -259,7 +259,7 @@ tiersCmd
         maxCachedRows: limitOpt(o.maxCachedRows),
         backends: backends as BackendKind[],
       });
-      console.log(`tier ${t.name} saved; servers pick it up within 30 s`);
+      console.log(`tier ${t.name} saved; running servers use a new tier at once, changed limits within 30 s`);
     }),
   );
 

@@ -210,6 +210,15 @@ describe('rate limits, usage and metrics', () => {
     expect(Number(limited[0].headers['retry-after'])).toBeGreaterThanOrEqual(1);
   });
 
+  it('knows a tier created behind its back (another process) at once', async () => {
+    const { upsertTier } = await import('../src/store/tiers.js');
+    await upsertTier(t.server.db.sql, { name: 'fresh', requestsPerDay: 7, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['upstream'] });
+    const key = await t.key('freshco', { tier: 'fresh' });
+    const res = await embed(key, { model: 'text-embedding-3-small', input: 'fresh tier' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-ratelimit-limit-requests']).toBe('7');
+  });
+
   it('refuses requests once the tokens-per-minute budget is spent; hits cost no tokens', async () => {
     await admin('PUT', '/tiers/tokenish', { requests_per_day: null, burst_per_second: null, tokens_per_minute: 10, max_cached_rows: null, backends: ['upstream'] });
     const key = await tenantWithKey('tokenco', 'tokenish');

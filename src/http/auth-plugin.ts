@@ -15,7 +15,7 @@ export const authPlugin = fp(async (app: FastifyInstance) => {
     const { openTenant, auth, tiers, limits } = app.services;
     const tenant = openTenant ?? (await auth.authenticate(request.headers.authorization));
     request.tenant = tenant;
-    request.tier = tiers.get(tenant.tier);
+    request.tier = await tiers.resolve(tenant.tier);
     const state = await limits.admit(tenant.id, request.tier);
     void reply.headers(limitHeaders(state));
   });

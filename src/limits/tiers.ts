@@ -26,8 +26,22 @@ export class TierCatalog {
     this.tiers = new Map((await listTiers(this.sql)).map((t) => [t.name, t]));
   }
 
+  private lastMissRefresh = 0;
+
   get(name: string): Tier {
     return this.tiers.get(name) ?? this.tiers.get('free') ?? { name, requestsPerDay: 0, burstPerSecond: 0, tokensPerMinute: 0, maxCachedRows: 0, backends: [] };
+  }
+
+  /**
+   * Like get(), but a tier name not seen yet (created by another process a moment ago) causes
+   * one reload first, at most once a second, instead of the tenant getting the fallback.
+   */
+  async resolve(name: string): Promise<Tier> {
+    if (!this.tiers.has(name) && Date.now() - this.lastMissRefresh > 1000) {
+      this.lastMissRefresh = Date.now();
+      await this.refresh().catch((err: unknown) => this.logger.warn({ err }, 'tier refresh failed'));
+    }
+    return this.get(name);
   }
 
   list(): Tier[] {
