@@ -77,6 +77,28 @@ describe('admin API', () => {
   });
 });
 
+describe('the shared public pool', () => {
+  it('serves tenants that opted in from each other’s misses, and never tenants that did not', async () => {
+    const a = await tenantWithKey('pool-a', 'pro');
+    const b = await tenantWithKey('pool-b', 'pro');
+    const c = await tenantWithKey('pool-c', 'pro');
+    await admin('PATCH', '/tenants/pool-a', { share_public: true });
+    await admin('PATCH', '/tenants/pool-b', { share_public: true });
+    t.fake.reset();
+    const first = await embed(a, { model: 'text-embedding-3-small', input: 'pooled text', encoding_format: 'base64' });
+    expect(first.headers['x-cache']).toBe('miss');
+    const fromPool = await embed(b, { model: 'text-embedding-3-small', input: 'pooled text', encoding_format: 'base64' });
+    expect(fromPool.headers['x-cache']).toBe('hit');
+    expect(fromPool.json().data[0].embedding).toBe(first.json().data[0].embedding);
+    expect((await embed(c, { model: 'text-embedding-3-small', input: 'pooled text' })).headers['x-cache']).toBe('miss');
+    // through Postgres too, not only the in-process cache
+    await t.server.embeddings.flush();
+    t.server.embeddings.dropHotCache();
+    expect((await embed(b, { model: 'text-embedding-3-small', input: 'pooled text' })).headers['x-cache']).toBe('hit');
+    expect(t.fake.stats().calls).toBe(2);
+  });
+});
+
 describe('tiers and BYOK providers', () => {
   it('keeps a free tenant off the server’s upstream until it brings its own provider', async () => {
     const key = await tenantWithKey('freebie', 'free');

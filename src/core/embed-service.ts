@@ -46,7 +46,7 @@ export interface EmbedServiceDeps {
 
 /**
  * The request pipeline, in one place: key -> in-process cache -> one Postgres lookup for the
- * rest -> coalesced compute of what is still missing -> one insert -> usage accounting.
+ * rest -> coalesced compute of what is still missing -> write-behind insert -> usage accounting.
  */
 export class EmbedService {
   /** Misses being computed now, by memory key: identical concurrent misses compute once. */
@@ -101,11 +101,13 @@ export class EmbedService {
     // 1. In-process hot cache.
     const toLookup: { key: string; hash: Buffer }[] = [];
     for (const [key, u] of unique) {
-      const hit = this.hotGet(readTenants, scope, u.hash);
+      // `key` is the own tenant's memory key; the public pool's is built only when needed.
+      const own = this.deps.hot.get(key);
+      const hit = own ? { value: own, tenantId: tenant.id, key } : tenant.sharePublic ? this.hotGetPublic(scope, u.hash) : undefined;
       if (hit) {
         u.value = hit.value;
         u.cached = true;
-        this.countHit(hit.tenantId, scope, u.hash);
+        this.countHit(hit.key, hit.tenantId, scope, u.hash);
       } else {
         toLookup.push({ key, hash: u.hash });
       }
@@ -124,8 +126,9 @@ export class EmbedService {
         const u = unique.get(m.key)!;
         u.value = { bytes: row.vector, tokens: row.tokens };
         u.cached = true;
-        this.deps.hot.set(memoryKey(row.tenantId, scope, m.hash), u.value);
-        this.countHit(row.tenantId, scope, m.hash);
+        const rowKey = row.tenantId === tenant.id ? m.key : memoryKey(row.tenantId, scope, m.hash);
+        this.deps.hot.set(rowKey, u.value);
+        this.countHit(rowKey, row.tenantId, scope, m.hash);
       }
     }
 
@@ -223,16 +226,15 @@ export class EmbedService {
     }
   }
 
-  private hotGet(tenants: number[], scope: CacheScope, hash: Buffer): { value: CachedVector; tenantId: number } | undefined {
-    for (const t of tenants) {
-      const value = this.deps.hot.get(memoryKey(t, scope, hash));
-      if (value) return { value, tenantId: t };
-    }
-    return undefined;
+  private hotGetPublic(scope: CacheScope, hash: Buffer): { value: CachedVector; tenantId: number; key: string } | undefined {
+    const key = memoryKey(PUBLIC_TENANT_ID, scope, hash);
+    const value = this.deps.hot.get(key);
+    return value ? { value, tenantId: PUBLIC_TENANT_ID, key } : undefined;
   }
 
-  private countHit(tenantId: number, scope: CacheScope, inputHash: Buffer): void {
-    this.hitCounts.add(memoryKey(tenantId, scope, inputHash), { tenantId, scope, inputHash, hits: 1 });
+  /** `key` is the row's memory key (tenant, scope, hash): one counter per row. */
+  private countHit(key: string, tenantId: number, scope: CacheScope, inputHash: Buffer): void {
+    this.hitCounts.add(key, { tenantId, scope, inputHash, hits: 1 });
   }
 
   private recordUsage(tenantId: number, model: string, d: Omit<UsageDelta, 'tenantId' | 'day' | 'model'>): void {

@@ -39,17 +39,8 @@ export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
       backend_ms = usage_daily.backend_ms + EXCLUDED.backend_ms`;
 }
 
-export interface UsageRow {
-  day: string;
-  model: string;
-  requests: number;
-  inputs: number;
-  hits: number;
-  misses: number;
-  promptTokens: number;
-  hitTokens: number;
-  backendMs: number;
-}
+/** A stored day of usage: the same counters as a delta, summed. */
+export type UsageRow = Omit<UsageDelta, 'tenantId'>;
 
 export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: string): Promise<UsageRow[]> {
   const rows = await sql<
