@@ -263,6 +263,23 @@ describe('errors', () => {
     }
   });
 
+  it('refuses dimensions past what the provider actually returned, on both route families', async () => {
+    // a provider serving 8-dim vectors under a name we believe has 1536
+    const odd = await startTestServer({ fakeModels: { 'text-embedding-3-small': 8 } });
+    try {
+      const k = await odd.key('odd');
+      const ask = (url: string, payload: object) => odd.server.app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${k}` }, payload });
+      const a = await ask('/v1/embeddings', { model: 'text-embedding-3-small', input: 'short', dimensions: 16 });
+      expect(a.statusCode).toBe(400);
+      expect(a.json().error).toMatchObject({ param: 'dimensions', message: expect.stringMatching(/at most 8/) });
+      const b = await ask('/v1/embed', { model: 'text-embedding-3-small', text: 'short', dimensions: 16 });
+      expect(b.statusCode).toBe(400);
+      expect((await ask('/v1/embed', { model: 'text-embedding-3-small', text: 'short', dimensions: 4 })).json().dimensions).toBe(4);
+    } finally {
+      await odd.close();
+    }
+  });
+
   it('answers unknown routes with an OpenAI-style 404', async () => {
     const res = await t.server.app.inject({ method: 'GET', url: '/v1/nope', headers: { authorization: `Bearer ${key}` } });
     expect(res.statusCode).toBe(404);

@@ -31,12 +31,14 @@ export async function startTestServer(
     backends?: BackendEntry[];
     fakeLatencyMs?: number;
     fakeMaxBatch?: number;
+    /** Full dimension per model id the fake serves. */
+    fakeModels?: Record<string, number>;
     databaseUrl?: string;
     /** Where log lines go (tests that read the logs); silent by default. */
     logStream?: NodeJS.WritableStream;
   } = {},
 ): Promise<TestServer> {
-  const fake = await startFakeUpstream({ apiKey: 'upstream-secret', latencyMs: opts.fakeLatencyMs, maxBatch: opts.fakeMaxBatch });
+  const fake = await startFakeUpstream({ apiKey: 'upstream-secret', latencyMs: opts.fakeLatencyMs, maxBatch: opts.fakeMaxBatch, models: opts.fakeModels });
   const config = loadConfig({
     DATABASE_URL: opts.databaseUrl ?? (await freshDatabaseUrl()),
     UPSTREAM_BASE_URL: fake.url,

@@ -6,7 +6,7 @@ import type { EmbeddedItem } from '../../core/embed-service.js';
 import type { DimensionsMethod } from '../../core/types.js';
 import { tenantStats } from '../../core/stats.js';
 import { EmbedBatchBody, EmbedBody, parseBody } from '../schemas.js';
-import { cacheHeader, checkDimensions } from './openai.js';
+import { cacheHeader, checkDerivable, checkDimensions } from './openai.js';
 
 /** Native routes: POST /embed, POST /embed/batch, GET /stats. */
 export async function nativeRoutes(app: FastifyInstance): Promise<void> {
@@ -20,6 +20,7 @@ export async function nativeRoutes(app: FastifyInstance): Promise<void> {
     checkDimensions(resolved.spec, dims);
     const outcome = await embeddings.embed(request.tenant, { model: resolved, inputs: texts.map((text) => ({ kind: 'text', text })), taskType });
     limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
+    checkDerivable(outcome, dims);
     return { outcome, vectors: outcome.items.map((it) => toArray(it, dims, resolved.spec.dimensionsMethod)) };
   };
 

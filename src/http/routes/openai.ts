@@ -16,8 +16,7 @@ export async function openaiRoutes(app: FastifyInstance): Promise<void> {
     checkDimensions(model.spec, body.dimensions);
     const outcome = await embeddings.embed(request.tenant, { model, inputs, taskType: body.task_type });
     limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
-    const full = outcome.items[0].bytes.length / 4;
-    if (body.dimensions !== undefined && body.dimensions > full) throw tooManyDimensions(body.model, full);
+    checkDerivable(outcome, body.dimensions);
     void reply.header('x-cache', cacheHeader(outcome)).type('application/json');
     return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, body.encoding_format ?? 'float', body.dimensions, outcome.spec.dimensionsMethod, vectorTexts);
   });
@@ -40,6 +39,15 @@ export function checkDimensions(spec: ModelSpec, dims: number | undefined): void
     throw ApiError.invalid(`This model (${spec.id}) does not support specifying dimensions.`, 'dimensions');
   }
   if (spec.dimensions !== null && dims > spec.dimensions) throw tooManyDimensions(spec.id, spec.dimensions);
+}
+
+/**
+ * After the fact: a provider may return vectors shorter than its model's spec says (an
+ * OpenAI-compatible server serving another model under a known name). Never derive past them.
+ */
+export function checkDerivable(outcome: EmbedOutcome, dims: number | undefined): void {
+  const full = outcome.items[0].bytes.length / 4;
+  if (dims !== undefined && dims > full) throw tooManyDimensions(outcome.spec.id, full);
 }
 
 function tooManyDimensions(model: string, full: number): ApiError {
