@@ -21,11 +21,12 @@ import { ensureTenant, findTenantByName, listTenants, updateTenant, deleteTenant
 import { insertApiKey, listApiKeys, revokeApiKey } from './store/api-keys.js';
 import { clearRows } from './store/embeddings.js';
 import { tenantStats } from './core/stats.js';
-import { generateApiKey } from './limits/api-key.js';
-import { mintAdminToken, mintTenantToken } from './limits/jwt.js';
-import { addProvider, jwtSecretOf, providerView } from './core/admin-ops.js';
+import { generateApiKey } from './auth/api-key.js';
+import { mintAdminToken, mintTenantToken } from './auth/jwt.js';
+import { addProvider, jwtSecretOf, providerView } from './admin/providers.js';
 import { deleteProvider, listProviders } from './store/providers.js';
-import { BACKEND_KINDS, listTiers, upsertTier, type BackendKind } from './store/tiers.js';
+import { BACKEND_KINDS, type BackendKind } from './core/domain.js';
+import { listTiers, upsertTier } from './store/tiers.js';
 
 const program = new Command('embedding-cache')
   .description('OpenAI-compatible embeddings proxy with a tenant-namespaced Postgres cache.\nConfiguration comes from the environment: see README.md (HOST, PORT, DATA_DIR, DATABASE_URL, UPSTREAM_BASE_URL, MODEL_DIR, ...).')

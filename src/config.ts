@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { parseMasterKeys, type MasterKeys } from './limits/secret-box.js';
-import { parseSsrfPolicy, type SsrfPolicy } from './limits/ssrf.js';
+import { parseMasterKeys, type MasterKeys } from './security/secret-box.js';
+import { parseSsrfPolicy, type SsrfPolicy } from './security/ssrf.js';
 
 /**
  * Configuration is read from the environment once, at start-up, validated here, and passed

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { generateApiKey } from '../src/limits/api-key.js';
+import { generateApiKey } from '../src/auth/api-key.js';
 import { insertApiKey } from '../src/store/api-keys.js';
 import { openDatabase } from '../src/store/db.js';
 import { migrate } from '../src/store/migrate.js';

@@ -2,7 +2,7 @@ import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
 import { base64ToVector } from '../core/codec.js';
 import { ApiError } from '../core/errors.js';
 import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../core/types.js';
-import { SsrfError } from '../limits/ssrf.js';
+import { SsrfError } from '../security/ssrf.js';
 import { leanFetch } from './lean-fetch.js';
 import { KNOWN_UPSTREAM_MODELS } from './upstream-models.js';
 

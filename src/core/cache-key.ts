@@ -1,6 +1,6 @@
 import { createHash, hash } from 'node:crypto';
 import type { EmbedInput, ModelSpec, TaskType } from './types.js';
-import type { CacheScope } from '../store/embeddings.js';
+import type { CacheScope } from './domain.js';
 
 // Domain tags (a first byte of 0 for text, 1 for token ids) keep a text from colliding with a
 // token array whose bytes happen to match.

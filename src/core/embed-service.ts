@@ -1,8 +1,8 @@
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
-import { lookupVectors, recordHits, type CacheScope, type HitCount, type NewRow } from '../store/embeddings.js';
+import { lookupVectors, recordHits, type HitCount, type NewRow } from '../store/embeddings.js';
+import { PUBLIC_TENANT_ID, type CacheScope } from './domain.js';
 import { addUsage, type UsageDelta } from '../store/usage.js';
-import { PUBLIC_TENANT_ID } from '../store/tenants.js';
 import { Accumulator } from './accumulator.js';
 import { RowWriter } from './row-writer.js';
 import { cacheScope, inputHash, memoryKey } from './cache-key.js';

@@ -1,4 +1,4 @@
-import type { Tier } from '../store/tiers.js';
+import type { Tier } from './domain.js';
 import { ApiError } from './errors.js';
 import type { ModelRegistry, ResolvedModel } from './models.js';
 import type { TenantContext } from './tenant.js';

@@ -1,4 +1,4 @@
-import type { BackendKind } from '../store/tiers.js';
+import type { BackendKind } from './domain.js';
 import type { Embedder, ModelSpec } from './types.js';
 
 export interface ResolvedModel {

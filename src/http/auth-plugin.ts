@@ -2,7 +2,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import type { TenantContext } from '../core/tenant.js';
 import { limitHeaders } from '../limits/rate-limit.js';
-import type { Tier } from '../store/tiers.js';
+import type { Tier } from '../core/domain.js';
 
 /**
  * Every route registered after this, in the same scope, runs for an authenticated tenant

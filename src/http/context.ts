@@ -1,17 +1,17 @@
 import type { Redis } from 'ioredis';
-import type { TenantProviders } from '../backends/tenant-providers.js';
+import type { TenantProviders } from '../providers/tenant-providers.js';
 import type { Config } from '../config.js';
 import type { EmbedService } from '../core/embed-service.js';
-import type { VectorTextCache } from '../core/encode.js';
+import type { VectorTextCache } from './openai-response.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelAccess } from '../core/model-access.js';
 import type { ModelRegistry } from '../core/models.js';
 import type { TenantContext } from '../core/tenant.js';
-import type { ApiKeyAuth } from '../limits/auth.js';
+import type { ApiKeyAuth } from '../auth/authenticator.js';
 import type { RateLimits } from '../limits/rate-limit.js';
-import type { TierCatalog } from '../limits/tiers.js';
+import type { TierCatalog } from '../limits/tier-catalog.js';
 import type { Database } from '../store/db.js';
-import type { Tier } from '../store/tiers.js';
+import type { Tier } from '../core/domain.js';
 
 /** The services routes use, decorated onto the Fastify instance as `app.services`. */
 export interface Services {

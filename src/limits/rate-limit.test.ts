@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../core/errors.js';
-import type { Tier } from '../store/tiers.js';
+import type { Tier } from '../core/domain.js';
 import { formatDuration, limitHeaders, RateLimits } from './rate-limit.js';
 
 const tier = (p: Partial<Tier>): Tier => ({ name: 't', requestsPerDay: null, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['upstream'], ...p });

@@ -1,7 +1,7 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../core/errors.js';
-import type { Tier } from '../store/tiers.js';
+import type { Tier } from '../core/domain.js';
 
 /** One window's state, as OpenAI's x-ratelimit-* headers report it. */
 export interface WindowState {

@@ -1,10 +1,5 @@
+import type { CacheScope } from '../core/domain.js';
 import type { Sql } from './db.js';
-
-/** Identifies one model variant's rows: vectors of different variants never mix. */
-export interface CacheScope {
-  model: string;
-  modelVersion: string;
-}
 
 export interface StoredVector {
   tenantId: number;

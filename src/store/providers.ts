@@ -1,4 +1,4 @@
-import type { SealedSecret } from '../limits/secret-box.js';
+import type { SealedSecret } from '../security/secret-box.js';
 import type { Sql } from './db.js';
 
 export interface ProviderRecord {

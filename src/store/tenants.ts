@@ -1,15 +1,5 @@
+import type { Tenant } from '../core/domain.js';
 import type { Sql } from './db.js';
-
-export interface Tenant {
-  id: number;
-  name: string;
-  tier: string;
-  sharePublic: boolean;
-  createdAt: Date;
-}
-
-/** The shared pool's tenant id (see migrations/001_init.sql). */
-export const PUBLIC_TENANT_ID = 0;
 
 interface TenantRow {
   id: string;

@@ -1,17 +1,5 @@
+import { BACKEND_KINDS, type BackendKind, type Tier } from '../core/domain.js';
 import type { Sql } from './db.js';
-
-export const BACKEND_KINDS = ['byok', 'upstream', 'local'] as const;
-export type BackendKind = (typeof BACKEND_KINDS)[number];
-
-export interface Tier {
-  name: string;
-  /** null = unlimited */
-  requestsPerDay: number | null;
-  burstPerSecond: number | null;
-  tokensPerMinute: number | null;
-  maxCachedRows: number | null;
-  backends: BackendKind[];
-}
 
 interface TierRow {
   name: string;

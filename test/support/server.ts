@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { createLogger, loggerOptions } from '../../src/log.js';
 import { createServer, type Server } from '../../src/server.js';
 import type { BackendEntry } from '../../src/server.js';
-import { generateApiKey } from '../../src/limits/api-key.js';
+import { generateApiKey } from '../../src/auth/api-key.js';
 import { insertApiKey } from '../../src/store/api-keys.js';
 import { ensureTenant } from '../../src/store/tenants.js';
 import { upsertTier } from '../../src/store/tiers.js';

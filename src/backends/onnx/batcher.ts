@@ -54,7 +54,7 @@ export interface Entry {
   /** Token ids, frame included. */
   ids: TokenIds;
   /** The submission it belongs to. */
-  request: Request;
+  request: QueuedRequest;
   /** Its position in the submission, for scattering the result back. */
   index: number;
   /** When it was queued (ms, monotonic). */
@@ -62,7 +62,7 @@ export interface Entry {
 }
 
 /** One submit() call: its entries share its fate (abort, timeout, failure). */
-class Request {
+class QueuedRequest {
   readonly results: Float32Array[];
   /** Entries still in the queue, for the live depth. */
   queuedEntries: number;
@@ -73,7 +73,7 @@ class Request {
 
   constructor(
     size: number,
-    private readonly onSettle: (request: Request) => void,
+    private readonly onSettle: (request: QueuedRequest) => void,
     private readonly resolveFn: (vectors: Float32Array[]) => void,
     private readonly rejectFn: (err: unknown) => void,
   ) {
@@ -197,7 +197,7 @@ export class Batcher {
       );
     }
     return new Promise<Float32Array[]>((resolve, reject) => {
-      const request = new Request(sequences.length, (r) => this.forget(r), resolve, reject);
+      const request = new QueuedRequest(sequences.length, (r) => this.forget(r), resolve, reject);
       this.watch(request, signal);
       const now = performance.now();
       // Shortest first: a big request's neighbours in the queue have similar lengths, so the
@@ -251,7 +251,7 @@ export class Batcher {
     this.queue.length = 0;
   }
 
-  private watch(request: Request, signal: AbortSignal | undefined): void {
+  private watch(request: QueuedRequest, signal: AbortSignal | undefined): void {
     const timeout = setTimeout(() => {
       this.counters.timedOut++;
       request.fail(
@@ -274,7 +274,7 @@ export class Batcher {
   }
 
   /** A settled request's queued entries no longer count; they are skipped when reached. */
-  private forget(request: Request): void {
+  private forget(request: QueuedRequest): void {
     this.live.entries -= request.queuedEntries;
     this.live.tokens -= request.queuedTokens;
     request.queuedEntries = 0;

@@ -3,12 +3,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ApiError } from '../../core/errors.js';
 import { tenantStats } from '../../core/stats.js';
-import { generateApiKey, PREFIX_LENGTH } from '../../limits/api-key.js';
+import { generateApiKey, PREFIX_LENGTH } from '../../auth/api-key.js';
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../../store/api-keys.js';
-import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant, type Tenant } from '../../store/tenants.js';
-import { BACKEND_KINDS, listTiers, upsertTier, type Tier } from '../../store/tiers.js';
-import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../limits/jwt.js';
-import { addProvider, jwtSecretOf, providerView } from '../../core/admin-ops.js';
+import { BACKEND_KINDS, type Tenant, type Tier } from '../../core/domain.js';
+import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant } from '../../store/tenants.js';
+import { listTiers, upsertTier } from '../../store/tiers.js';
+import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../auth/jwt.js';
+import { addProvider, jwtSecretOf, providerView } from '../../admin/providers.js';
 import { deleteProvider, listProviders } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
 

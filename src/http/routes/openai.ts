@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { encodeEmbeddingsResponse } from '../../core/encode.js';
+import { encodeEmbeddingsResponse } from '../openai-response.js';
 import { ApiError } from '../../core/errors.js';
 import type { EmbedOutcome } from '../../core/embed-service.js';
 import type { ModelSpec } from '../../core/types.js';

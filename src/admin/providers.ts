@@ -1,10 +1,10 @@
 import type { Config } from '../config.js';
-import { seal } from '../limits/secret-box.js';
-import { checkProviderUrl, SsrfError } from '../limits/ssrf.js';
+import { seal } from '../security/secret-box.js';
+import { checkProviderUrl, SsrfError } from '../security/ssrf.js';
 import type { Sql } from '../store/db.js';
 import { upsertProvider, type ProviderRecord } from '../store/providers.js';
-import type { Tenant } from '../store/tenants.js';
-import { ApiError } from './errors.js';
+import type { Tenant } from '../core/domain.js';
+import { ApiError } from '../core/errors.js';
 
 /** Admin verbs shared by the admin API and the CLI, so both check the same things. */
 

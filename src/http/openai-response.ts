@@ -1,8 +1,8 @@
 import { LRUCache } from 'lru-cache';
-import { bytesToVector, vectorToJson } from './codec.js';
-import { deriveDimensions } from './dimensions.js';
-import type { EmbeddedItem } from './embed-service.js';
-import type { DimensionsMethod } from './types.js';
+import { bytesToVector, vectorToJson } from '../core/codec.js';
+import { deriveDimensions } from '../core/dimensions.js';
+import type { EmbeddedItem } from '../core/embed-service.js';
+import type { DimensionsMethod } from '../core/types.js';
 
 export type EncodingFormat = 'float' | 'base64';
 

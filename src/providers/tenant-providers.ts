@@ -2,12 +2,12 @@ import { LRUCache } from 'lru-cache';
 import { ApiError } from '../core/errors.js';
 import type { TenantModelSource } from '../core/model-access.js';
 import type { ResolvedModel } from '../core/models.js';
-import { open, type MasterKeys } from '../limits/secret-box.js';
-import { guardedFetch, type SsrfPolicy } from '../limits/ssrf.js';
+import { open, type MasterKeys } from '../security/secret-box.js';
+import { guardedFetch, type SsrfPolicy } from '../security/ssrf.js';
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
 import { listProviders } from '../store/providers.js';
-import { UpstreamEmbedder } from './upstream.js';
+import { UpstreamEmbedder } from '../backends/upstream.js';
 
 export interface TenantProvidersOptions {
   masterKeys: MasterKeys | undefined;

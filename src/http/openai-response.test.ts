@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { base64ToVector, vectorToBytes } from './codec.js';
-import { deriveDimensions } from './dimensions.js';
-import { encodeEmbeddingsResponse, encodeVector, VectorTextCache } from './encode.js';
+import { base64ToVector, vectorToBytes } from '../core/codec.js';
+import { deriveDimensions } from '../core/dimensions.js';
+import { encodeEmbeddingsResponse, encodeVector, VectorTextCache } from './openai-response.js';
 
 const full = Float32Array.from({ length: 8 }, (_, i) => (i + 1) / 10);
 const bytes = vectorToBytes(full);

@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
-import { listTiers, type Tier } from '../store/tiers.js';
+import type { Tier } from '../core/domain.js';
+import { listTiers } from '../store/tiers.js';
 
 /**
  * Tiers from the database, kept in memory and refreshed periodically, so a request needs no

@@ -1,0 +1,35 @@
+/**
+ * Domain types every layer shares. They live in core: the store persists them and imports
+ * them from here, never the reverse.
+ */
+
+/** What may serve a tenant's misses: its own providers, the server's upstream, server-side models. */
+export const BACKEND_KINDS = ['byok', 'upstream', 'local'] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
+
+/** What a tenant may do. null = unlimited. */
+export interface Tier {
+  name: string;
+  requestsPerDay: number | null;
+  burstPerSecond: number | null;
+  tokensPerMinute: number | null;
+  maxCachedRows: number | null;
+  backends: BackendKind[];
+}
+
+export interface Tenant {
+  id: number;
+  name: string;
+  tier: string;
+  sharePublic: boolean;
+  createdAt: Date;
+}
+
+/** The shared pool's tenant id (see migrations/001_init.sql). */
+export const PUBLIC_TENANT_ID = 0;
+
+/** Identifies one model variant's rows: vectors of different variants never mix. */
+export interface CacheScope {
+  model: string;
+  modelVersion: string;
+}
