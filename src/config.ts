@@ -90,6 +90,8 @@ const EnvSchema = z.object({
     .optional(),
   /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
   AUTH_DISABLED: bool.default(false),
+  /** Serve the public stats page (/stats, /stats.json): installation-wide figures, no tenant names. */
+  PUBLIC_STATS_ENABLED: bool.default(false),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -138,6 +140,8 @@ export interface Config {
   evictionIntervalMs: number;
   /** USD per million tokens, by model id. */
   prices: Record<string, number>;
+  /** /stats and /stats.json are served. */
+  publicStatsEnabled: boolean;
 }
 
 /** Public list prices (USD per 1M tokens) of well-known embedding models. */
@@ -219,5 +223,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultTier: e.DEFAULT_TIER,
     evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
     prices: { ...DEFAULT_PRICES, ...e.PRICES },
+    publicStatsEnabled: e.PUBLIC_STATS_ENABLED,
   };
 }

@@ -125,6 +125,7 @@ export async function createServer(
       models: new ModelAccess(registry, providers),
       providers,
       embeddings,
+      hot,
       // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
       vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
       auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret),

@@ -11,6 +11,10 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { nativeRoutes } from './routes/native.js';
 import { openaiRoutes } from './routes/openai.js';
+import { liveFigures } from '../core/live.js';
+import { publicStats } from '../core/usage-report.js';
+import { DASHBOARD_ASSETS_DIR, dashboardRoutes } from './routes/dashboard.js';
+import { tenantUsageRoutes } from './routes/usage.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -33,12 +37,26 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // Level 1: big float responses compress well even so, and level 6 costs more CPU than it saves on a LAN.
   await app.register(compress, { encodings: ['gzip', 'deflate'], threshold: 4096, zlibOptions: { level: 1 } });
   await app.register(fp(metricsRoutes));
+  const usageOptions = { sql: services.db.sql, prices: services.config.prices, flush: () => services.embeddings.flush() };
   await app.register(healthRoutes);
   await app.register(async (v1) => {
     await v1.register(authPlugin);
     await v1.register(openaiRoutes);
     await v1.register(nativeRoutes);
+    await v1.register(tenantUsageRoutes, usageOptions);
   }, { prefix: '/v1' });
-  await app.register(adminRoutes, { prefix: '/admin/v1' });
+  const { db, redis, hot, metrics } = services;
+  await app.register(adminRoutes, {
+    prefix: '/admin/v1',
+    usage: {
+      ...usageOptions,
+      live: () => liveFigures({ hot, metrics, store: { kind: db.kind, probe: () => db.sql`SELECT 1` }, redis: redis ? () => redis.ping() : null }),
+    },
+  });
+  await app.register(dashboardRoutes, {
+    assetsDir: DASHBOARD_ASSETS_DIR,
+    publicStats: services.config.publicStatsEnabled,
+    stats: () => publicStats(db.sql),
+  });
   return app;
 }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { TenantProviders } from '../providers/tenant-providers.js';
 import type { Config } from '../config.js';
 import type { EmbedService } from '../core/embed-service.js';
+import type { HotCache } from '../core/hot-cache.js';
 import type { VectorTextCache } from './openai-response.js';
 import type { Metrics } from '../core/metrics.js';
 import type { ModelAccess } from '../core/model-access.js';
@@ -21,6 +22,8 @@ export interface Services {
   registry: ModelRegistry;
   models: ModelAccess;
   embeddings: EmbedService;
+  /** The in-process cache in front of Postgres (its figures feed the live dashboard). */
+  hot: HotCache;
   /** JSON text of hot vectors, for `float` responses. */
   vectorTexts: VectorTextCache;
   auth: ApiKeyAuth;

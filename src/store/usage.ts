@@ -3,6 +3,11 @@ import type { Sql } from './db.js';
 export interface UsageDelta {
   tenantId: number;
   day: string; // YYYY-MM-DD (UTC)
+  /**
+   * The UTC hour of the usage, `YYYY-MM-DDTHH` (within `day`). Without it, the hour of the
+   * write is used (clamped into `day`): right to within the flush interval.
+   */
+  hour?: string;
   model: string;
   requests: number;
   inputs: number;
@@ -15,32 +20,59 @@ export interface UsageDelta {
 }
 
 /**
- * Adds many deltas in one statement. Deltas of a tenant deleted meanwhile are dropped (the
- * join), so one stale entry cannot make the whole batch fail again and again.
+ * Adds many deltas to usage_daily and usage_hourly in one statement (one round trip). Deltas of
+ * a tenant deleted meanwhile are dropped (the join), so one stale entry cannot make the whole
+ * batch fail again and again. Deltas are summed per conflict key first: a batch may hold two
+ * hours of one day, and ON CONFLICT may touch a row only once per statement.
  */
 export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
   if (deltas.length === 0) return;
   const col = <K extends keyof UsageDelta>(k: K) => deltas.map((d) => d[k]);
+  const now = new Date().toISOString();
+  const hours = deltas.map((d) => `${hourOf(d, now)}:00:00Z`);
   await sql`
-    INSERT INTO usage_daily (tenant_id, day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
-    SELECT v.* FROM unnest(
-      ${col('tenantId')}::bigint[], ${col('day')}::date[], ${col('model')}::text[], ${col('requests')}::bigint[],
-      ${col('inputs')}::bigint[], ${col('hits')}::bigint[], ${col('misses')}::bigint[], ${col('promptTokens')}::bigint[],
-      ${col('hitTokens')}::bigint[], ${col('backendMs')}::float8[]
-    ) AS v(tenant_id, day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
-    JOIN tenants t ON t.id = v.tenant_id
-    ON CONFLICT (tenant_id, day, model) DO UPDATE SET
-      requests = usage_daily.requests + EXCLUDED.requests,
-      inputs = usage_daily.inputs + EXCLUDED.inputs,
-      hits = usage_daily.hits + EXCLUDED.hits,
-      misses = usage_daily.misses + EXCLUDED.misses,
-      prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
-      hit_tokens = usage_daily.hit_tokens + EXCLUDED.hit_tokens,
-      backend_ms = usage_daily.backend_ms + EXCLUDED.backend_ms`;
+    WITH v AS (
+      SELECT v.* FROM unnest(
+        ${col('tenantId')}::bigint[], ${col('day')}::date[], ${hours}::timestamptz[], ${col('model')}::text[], ${col('requests')}::bigint[],
+        ${col('inputs')}::bigint[], ${col('hits')}::bigint[], ${col('misses')}::bigint[], ${col('promptTokens')}::bigint[],
+        ${col('hitTokens')}::bigint[], ${col('backendMs')}::float8[]
+      ) AS v(tenant_id, day, hour, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
+      JOIN tenants t ON t.id = v.tenant_id
+    ), daily AS (
+      INSERT INTO usage_daily (tenant_id, day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
+      SELECT tenant_id, day, model, sum(requests), sum(inputs), sum(hits), sum(misses), sum(prompt_tokens), sum(hit_tokens), sum(backend_ms)
+      FROM v GROUP BY tenant_id, day, model
+      ON CONFLICT (tenant_id, day, model) DO UPDATE SET
+        requests = usage_daily.requests + EXCLUDED.requests,
+        inputs = usage_daily.inputs + EXCLUDED.inputs,
+        hits = usage_daily.hits + EXCLUDED.hits,
+        misses = usage_daily.misses + EXCLUDED.misses,
+        prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
+        hit_tokens = usage_daily.hit_tokens + EXCLUDED.hit_tokens,
+        backend_ms = usage_daily.backend_ms + EXCLUDED.backend_ms
+    )
+    INSERT INTO usage_hourly (tenant_id, hour, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
+    SELECT tenant_id, hour, model, sum(requests), sum(inputs), sum(hits), sum(misses), sum(prompt_tokens), sum(hit_tokens), sum(backend_ms)
+    FROM v GROUP BY tenant_id, hour, model
+    ON CONFLICT (tenant_id, hour, model) DO UPDATE SET
+      requests = usage_hourly.requests + EXCLUDED.requests,
+      inputs = usage_hourly.inputs + EXCLUDED.inputs,
+      hits = usage_hourly.hits + EXCLUDED.hits,
+      misses = usage_hourly.misses + EXCLUDED.misses,
+      prompt_tokens = usage_hourly.prompt_tokens + EXCLUDED.prompt_tokens,
+      hit_tokens = usage_hourly.hit_tokens + EXCLUDED.hit_tokens,
+      backend_ms = usage_hourly.backend_ms + EXCLUDED.backend_ms,
+      last_seen_at = now()`;
+}
+
+/** `YYYY-MM-DDTHH` of a delta: its own hour, else the hour of `nowIso` if that is on its day, else the day's last hour. */
+export function hourOf(d: Pick<UsageDelta, 'day' | 'hour'>, nowIso: string): string {
+  if (d.hour) return d.hour;
+  return nowIso.slice(0, 10) === d.day ? nowIso.slice(0, 13) : `${d.day}T23`;
 }
 
 /** A stored day of usage: the same counters as a delta, summed. */
-export type UsageRow = Omit<UsageDelta, 'tenantId'>;
+export type UsageRow = Omit<UsageDelta, 'tenantId' | 'hour'>;
 
 export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: string): Promise<UsageRow[]> {
   const rows = await sql<

@@ -12,6 +12,7 @@ import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenEr
 import { addProvider, jwtSecretOf, providerView } from '../../admin/providers.js';
 import { deleteProvider, listProviders } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
+import { adminUsageRoutes, type AdminUsageRoutesOptions } from './usage.js';
 
 /** One admin verb: its OpenAPI description and its handler, side by side. */
 interface AdminRoute {
@@ -64,7 +65,7 @@ const tierView = (t: Tier) => ({
  * The admin API under /admin/v1, authenticated by `Authorization: Bearer <ADMIN_TOKEN>`.
  * Disabled (403) while ADMIN_TOKEN is unset. GET /admin/v1/openapi.json describes it.
  */
-export async function adminRoutes(app: FastifyInstance): Promise<void> {
+export async function adminRoutes(app: FastifyInstance, opts: { usage: AdminUsageRoutesOptions }): Promise<void> {
   const { db, config, auth, tiers, embeddings, providers } = app.services;
   const sql = db.sql;
   const adminHash = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : null;
@@ -261,6 +262,8 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
 
   for (const route of routes) app.route({ method: route.method, url: route.path, handler: route.handler });
   app.get('/openapi.json', async () => openApi(routes));
+  // Usage and live figures (the dashboard's), behind the same admin hook.
+  await app.register(adminUsageRoutes, opts.usage);
 }
 
 function openApi(routes: AdminRoute[]) {
