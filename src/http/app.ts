@@ -11,6 +11,7 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { nativeRoutes } from './routes/native.js';
 import { openaiRoutes } from './routes/openai.js';
+import { selfServiceRoutes } from './routes/self-service.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -38,6 +39,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     await v1.register(authPlugin);
     await v1.register(openaiRoutes);
     await v1.register(nativeRoutes);
+    await v1.register(selfServiceRoutes);
   }, { prefix: '/v1' });
   await app.register(adminRoutes, { prefix: '/admin/v1' });
   return app;
