@@ -17,6 +17,7 @@ import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
 import { buildApp } from './http/app.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
+import { KeyUsage } from './auth/key-usage.js';
 import { RateLimits } from './limits/rate-limit.js';
 import { connectRedis } from './limits/redis.js';
 import { TierCatalog } from './limits/tier-catalog.js';
@@ -117,6 +118,9 @@ export async function createServer(
       cacheTtlMs: config.authCacheTtlMs,
       logger,
     });
+    const keyUsage = new KeyUsage(db.sql, logger);
+    keyUsage.start();
+    cleanup.unshift(() => keyUsage.close());
     const services = {
       config,
       db,
@@ -128,7 +132,8 @@ export async function createServer(
       hot,
       // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
       vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
-      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret),
+      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage),
+      keyUsage,
       tiers,
       limits,
       metrics,

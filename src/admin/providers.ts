@@ -16,7 +16,7 @@ export interface NewProvider {
 }
 
 /** Validates the URL against the SSRF rules, seals the key under MASTER_KEY, stores the provider. */
-export async function addProvider(sql: Sql, config: Pick<Config, 'masterKeys' | 'ssrf'>, tenant: Tenant, p: NewProvider): Promise<ProviderRecord> {
+export async function addProvider(sql: Sql, config: Pick<Config, 'masterKeys' | 'ssrf'>, tenant: Pick<Tenant, 'id'>, p: NewProvider): Promise<ProviderRecord> {
   if (!config.masterKeys) {
     throw new ApiError(400, 'invalid_request_error', 'Provider keys are encrypted at rest: the operator must set MASTER_KEY first (e.g. `openssl rand -hex 32`).', 'api_key', 'master_key_missing');
   }

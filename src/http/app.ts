@@ -11,6 +11,7 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { nativeRoutes } from './routes/native.js';
 import { openaiRoutes } from './routes/openai.js';
+import { selfServiceRoutes } from './routes/self-service.js';
 import { liveFigures } from '../core/live.js';
 import { publicStats } from '../core/usage-report.js';
 import { DASHBOARD_ASSETS_DIR, dashboardRoutes } from './routes/dashboard.js';
@@ -43,6 +44,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     await v1.register(authPlugin);
     await v1.register(openaiRoutes);
     await v1.register(nativeRoutes);
+    await v1.register(selfServiceRoutes);
     await v1.register(tenantUsageRoutes, usageOptions);
   }, { prefix: '/v1' });
   const { db, redis, hot, metrics } = services;

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ApiError } from '../core/errors.js';
+import { ApiError, isDomainError, type DomainError, type ErrorKind, type ErrorType } from '../core/errors.js';
 
 /** Every error leaves as OpenAI's `{error:{message,type,param,code}}` with a fitting status. */
 export function installErrorHandlers(app: FastifyInstance): void {
@@ -15,8 +15,26 @@ export function installErrorHandlers(app: FastifyInstance): void {
   });
 }
 
+// (Bridge until the domain-error ladder lands on main: the kinds the account routes throw.)
+const DOMAIN_STATUS: Partial<Record<ErrorKind, [number, ErrorType]>> = {
+  invalid_input: [400, 'invalid_request_error'],
+  not_found: [404, 'invalid_request_error'],
+  unauthenticated: [401, 'invalid_request_error'],
+  forbidden: [403, 'permission_error'],
+  conflict: [409, 'invalid_request_error'],
+  rate_limited: [429, 'rate_limit_error'],
+};
+
+function fromDomain(err: DomainError): ApiError {
+  const [status, type] = DOMAIN_STATUS[err.kind] ?? [500, 'server_error'];
+  if (status === 500) return ApiError.internal('The server had an error while processing your request. Sorry about that!');
+  const retry = err.details.retryAfterSeconds;
+  return new ApiError(status, type, err.message, err.param, err.code, retry ? { 'retry-after': String(retry) } : {});
+}
+
 function toApiError(err: FastifyError | ApiError | Error): ApiError {
   if (err instanceof ApiError) return err;
+  if (isDomainError(err)) return fromDomain(err);
   const fe = err as FastifyError;
   switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
