@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUsage } from '../src/store/usage.js';
 import { ensureTenant } from '../src/store/tenants.js';
+import { upsertTier } from '../src/store/tiers.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -112,6 +113,18 @@ describe('usage API', () => {
     expect(live.cache.hits).toBeGreaterThanOrEqual(3);
     expect(live.backends.upstream.calls).toBeGreaterThanOrEqual(3);
     expect(live.backends.upstream.p99_ms).toBeGreaterThanOrEqual(live.backends.upstream.p50_ms);
+  });
+
+  it("does not count a tenant's polling of /v1/usage against its limits", async () => {
+    const sql = t.server.db.sql;
+    await upsertTier(sql, { name: 'two-a-day', requestsPerDay: 2, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['upstream'] });
+    await t.server.app.services.tiers.refresh();
+    const key = await t.key('poller', { tier: 'two-a-day' });
+    for (let i = 0; i < 5; i++) expect((await get('/v1/usage', key)).statusCode).toBe(200);
+    expect((await embed(key, 'p1')).statusCode).toBe(200);
+    expect((await embed(key, 'p2')).statusCode).toBe(200);
+    expect((await embed(key, 'p3')).statusCode).toBe(429);
+    expect((await get('/v1/usage', 'ec_' + 'x'.repeat(32))).statusCode).toBe(401);
   });
 
   it('has no public stats page unless enabled', async () => {

@@ -43,7 +43,12 @@ export class TenantView {
     /** Called with the tenant's name once the server has said it. */
     private readonly onTenant: (name: string) => void,
   ) {
-    this.priceInput.addEventListener('input', () => this.renderCalc());
+    this.priceInput.addEventListener('input', () => {
+      // The select names a model only while the price is that model's.
+      const match = [...this.modelSelect.options].find((o) => o.value !== '' && Number(o.value) === Number(this.priceInput.value));
+      this.modelSelect.value = match?.value ?? '';
+      this.renderCalc();
+    });
     this.modelSelect.addEventListener('change', () => {
       if (this.modelSelect.value) this.priceInput.value = this.modelSelect.value;
       this.renderCalc();

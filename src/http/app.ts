@@ -45,6 +45,10 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     await v1.register(openaiRoutes);
     await v1.register(nativeRoutes);
     await v1.register(selfServiceRoutes);
+  }, { prefix: '/v1' });
+  // The dashboard polls this every few seconds: authenticated, but not counted against limits.
+  await app.register(async (v1) => {
+    await v1.register(authPlugin, { admit: false });
     await v1.register(tenantUsageRoutes, usageOptions);
   }, { prefix: '/v1' });
   const { db, redis, hot, metrics } = services;
