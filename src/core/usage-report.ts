@@ -1,4 +1,5 @@
 import type { Sql } from '../store/db.js';
+import { addCounters } from '../store/usage.js';
 import { cacheTotals, tenantOverview, usageBuckets, type UsageBucketRow, type UsageGroup } from '../store/usage-report.js';
 
 /** USD per million tokens of a usage row's model. Usage rows are per cache scope (`model#task_type`); prices are per model. */
@@ -50,13 +51,7 @@ const empty = () => ({ requests: 0, inputs: 0, hits: 0, misses: 0, promptTokens:
 type Sums = ReturnType<typeof empty>;
 
 function add(into: Sums, r: UsageBucketRow, prices: Record<string, number>): void {
-  into.requests += r.requests;
-  into.inputs += r.inputs;
-  into.hits += r.hits;
-  into.misses += r.misses;
-  into.promptTokens += r.promptTokens;
-  into.hitTokens += r.hitTokens;
-  into.backendMs += r.backendMs;
+  addCounters(into, r);
   into.saved += (r.hitTokens * priceOf(prices, r.model)) / 1e6;
 }
 

@@ -1,20 +1,14 @@
 import type { Sql } from './db.js';
+import type { UsageCounters } from './usage.js';
 
 /** How usage is grouped: by tenant or model (from usage_daily), by UTC day or UTC hour. */
 export const USAGE_GROUPS = ['tenant', 'model', 'day', 'hour'] as const;
 export type UsageGroup = (typeof USAGE_GROUPS)[number];
 
 /** Summed counters of one bucket (tenant name, model, `YYYY-MM-DD` or hour ISO) and one cache scope. */
-export interface UsageBucketRow {
+export interface UsageBucketRow extends UsageCounters {
   bucket: string;
   model: string;
-  requests: number;
-  inputs: number;
-  hits: number;
-  misses: number;
-  promptTokens: number;
-  hitTokens: number;
-  backendMs: number;
 }
 
 export interface UsageRangeQuery {

@@ -19,6 +19,23 @@ export interface UsageDelta {
   backendMs: number;
 }
 
+/** The summed counters of a usage row, as the tables name them (constants: safe to splice into SQL). */
+const COUNTERS = ['requests', 'inputs', 'hits', 'misses', 'prompt_tokens', 'hit_tokens', 'backend_ms'] as const;
+
+/** The counters of a delta, without its key (tenant, day, hour, model). */
+export type UsageCounters = Pick<UsageDelta, 'requests' | 'inputs' | 'hits' | 'misses' | 'promptTokens' | 'hitTokens' | 'backendMs'>;
+
+/** Adds `from`'s counters into `into` (merging deltas in memory, summing report rows). */
+export function addCounters(into: UsageCounters, from: UsageCounters): void {
+  into.requests += from.requests;
+  into.inputs += from.inputs;
+  into.hits += from.hits;
+  into.misses += from.misses;
+  into.promptTokens += from.promptTokens;
+  into.hitTokens += from.hitTokens;
+  into.backendMs += from.backendMs;
+}
+
 /**
  * Adds many deltas to usage_daily and usage_hourly in one statement (one round trip). Deltas of
  * a tenant deleted meanwhile are dropped (the join), so one stale entry cannot make the whole
@@ -30,39 +47,25 @@ export async function addUsage(sql: Sql, deltas: UsageDelta[]): Promise<void> {
   const col = <K extends keyof UsageDelta>(k: K) => deltas.map((d) => d[k]);
   const now = new Date().toISOString();
   const hours = deltas.map((d) => `${hourOf(d, now)}:00:00Z`);
+  const columns = sql.unsafe(COUNTERS.join(', '));
+  const sums = sql.unsafe(COUNTERS.map((c) => `sum(${c})`).join(', '));
+  const added = (table: string) => sql.unsafe(COUNTERS.map((c) => `${c} = ${table}.${c} + EXCLUDED.${c}`).join(', '));
   await sql`
     WITH v AS (
       SELECT v.* FROM unnest(
         ${col('tenantId')}::bigint[], ${col('day')}::date[], ${hours}::timestamptz[], ${col('model')}::text[], ${col('requests')}::bigint[],
         ${col('inputs')}::bigint[], ${col('hits')}::bigint[], ${col('misses')}::bigint[], ${col('promptTokens')}::bigint[],
         ${col('hitTokens')}::bigint[], ${col('backendMs')}::float8[]
-      ) AS v(tenant_id, day, hour, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
+      ) AS v(tenant_id, day, hour, model, ${columns})
       JOIN tenants t ON t.id = v.tenant_id
     ), daily AS (
-      INSERT INTO usage_daily (tenant_id, day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
-      SELECT tenant_id, day, model, sum(requests), sum(inputs), sum(hits), sum(misses), sum(prompt_tokens), sum(hit_tokens), sum(backend_ms)
-      FROM v GROUP BY tenant_id, day, model
-      ON CONFLICT (tenant_id, day, model) DO UPDATE SET
-        requests = usage_daily.requests + EXCLUDED.requests,
-        inputs = usage_daily.inputs + EXCLUDED.inputs,
-        hits = usage_daily.hits + EXCLUDED.hits,
-        misses = usage_daily.misses + EXCLUDED.misses,
-        prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
-        hit_tokens = usage_daily.hit_tokens + EXCLUDED.hit_tokens,
-        backend_ms = usage_daily.backend_ms + EXCLUDED.backend_ms
+      INSERT INTO usage_daily (tenant_id, day, model, ${columns})
+      SELECT tenant_id, day, model, ${sums} FROM v GROUP BY tenant_id, day, model
+      ON CONFLICT (tenant_id, day, model) DO UPDATE SET ${added('usage_daily')}
     )
-    INSERT INTO usage_hourly (tenant_id, hour, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms)
-    SELECT tenant_id, hour, model, sum(requests), sum(inputs), sum(hits), sum(misses), sum(prompt_tokens), sum(hit_tokens), sum(backend_ms)
-    FROM v GROUP BY tenant_id, hour, model
-    ON CONFLICT (tenant_id, hour, model) DO UPDATE SET
-      requests = usage_hourly.requests + EXCLUDED.requests,
-      inputs = usage_hourly.inputs + EXCLUDED.inputs,
-      hits = usage_hourly.hits + EXCLUDED.hits,
-      misses = usage_hourly.misses + EXCLUDED.misses,
-      prompt_tokens = usage_hourly.prompt_tokens + EXCLUDED.prompt_tokens,
-      hit_tokens = usage_hourly.hit_tokens + EXCLUDED.hit_tokens,
-      backend_ms = usage_hourly.backend_ms + EXCLUDED.backend_ms,
-      last_seen_at = now()`;
+    INSERT INTO usage_hourly (tenant_id, hour, model, ${columns})
+    SELECT tenant_id, hour, model, ${sums} FROM v GROUP BY tenant_id, hour, model
+    ON CONFLICT (tenant_id, hour, model) DO UPDATE SET ${added('usage_hourly')}, last_seen_at = now()`;
 }
 
 /** `YYYY-MM-DDTHH` of a delta: its own hour, else the hour of `nowIso` if that is on its day, else the day's last hour. */
