@@ -316,14 +316,13 @@ program
     try {
       const t = await tenantOrExit(server.db, o.tenant);
       const tenant = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
-      const services = server.app.services;
-      const model = await services.models.resolve(tenant, services.tiers.get(t.tier), o.model);
+      const tier = await server.tiers.resolve(t.tier);
       const input = o.file ? createReadStream(o.file) : process.stdin;
       const lines = createInterface({ input, crlfDelay: Infinity });
       const bar = process.stderr.isTTY ? new SingleBar({ format: 'seed {value} inputs | {hits} hits | {rate}/s', stream: process.stderr }, Presets.shades_classic) : null;
       const started = performance.now();
       bar?.start(0, 0, { hits: 0, rate: 0 });
-      const total = await seedCache(server.embeddings, tenant, model, lines, {
+      const total = await seedCache(server.requests, tenant, tier, o.model, lines, {
         batchSize: Number(o.batch),
         concurrency: Number(o.concurrency),
         taskType: o.taskType as TaskType | undefined,
