@@ -417,7 +417,7 @@ models
     const modelConfig = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as { num_attention_heads?: number; hidden_size?: number };
     if (!modelConfig.num_attention_heads || !modelConfig.hidden_size) throw new Error(`${dir}/config.json has no num_attention_heads / hidden_size`);
     const variant = o.fp16 ? 'optimized_fp16' : 'optimized';
-    const script = fileURLToPath(new URL('../scripts/gpu/optimize.py', import.meta.url));
+    const script = fileURLToPath(new URL('../scripts/model/optimize.py', import.meta.url));
     const args = [script, path.join(dir, 'onnx', 'model.onnx'), path.join(dir, 'onnx', `model_${variant}.onnx`), '--heads', String(modelConfig.num_attention_heads), '--hidden', String(modelConfig.hidden_size), '--use-gpu', ...(o.fp16 ? ['--fp16'] : [])];
     const r = spawnSync(o.python, args, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
     if (r.error || r.status !== 0) {
