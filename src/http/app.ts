@@ -5,7 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.js';
 import { authPlugin } from './auth-plugin.js';
 import type { Services } from './context.js';
-import { installErrorHandlers } from './errors.js';
+import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -19,6 +19,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: services.config.bodyLimit,
+    ...errorServerOptions(),
     // Keep a caller's x-request-id (when sane) so logs on both sides line up.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
