@@ -106,12 +106,9 @@ export const HttpErrors = {
     new HttpError(431, 'invalid_request_error', 'The request headers are too large. Send fewer or shorter headers.', 'request_header_fields_too_large'),
   requestTimeout: () => new HttpError(408, 'invalid_request_error', 'The request was not received in time. Send it again.', 'request_timeout'),
   malformedRequest: () => new HttpError(400, 'invalid_request_error', 'The HTTP request is malformed.', 'bad_request'),
-  /** Any other 4xx Fastify raises (its message is its own, never a dependency's). */
+  /** Any other 4xx Fastify or a plugin raises (a framework's message about the request, never a dependency's). */
   framework: (status: number, message: string) => new HttpError(status, 'invalid_request_error', message, 'bad_request'),
 } as const;
-
-const isFastifyError = (err: unknown): err is FastifyError =>
-  err instanceof Error && typeof (err as FastifyError).code === 'string' && (err as FastifyError).code.startsWith('FST_');
 
 /** Any thrown value -> the response a client gets. Unknown errors are 500 with a generic message. */
 export function toErrorResponse(err: unknown): ErrorResponse {
@@ -123,8 +120,9 @@ export function toErrorResponse(err: unknown): ErrorResponse {
 function httpErrorOf(err: unknown): HttpError | null {
   // Fastify's JSON parser fails with a SyntaxError carrying statusCode 400.
   if (err instanceof SyntaxError && (err as FastifyError).statusCode === 400) return HttpErrors.badJson(err.message);
-  if (!isFastifyError(err)) return null;
-  switch (err.code) {
+  if (!(err instanceof Error)) return null;
+  const fe = err as FastifyError;
+  switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return HttpErrors.badJson();
@@ -133,8 +131,9 @@ function httpErrorOf(err: unknown): HttpError | null {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return HttpErrors.unsupportedMediaType();
   }
-  const status = err.statusCode;
-  return status !== undefined && status >= 400 && status < 500 ? HttpErrors.framework(status, err.message) : null;
+  // Fastify and its plugins mark the client's faults with a 4xx statusCode; anything else is ours (a 500).
+  const status = fe.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500 ? HttpErrors.framework(status, err.message) : null;
 }
 
 function send(reply: FastifyReply, r: ErrorResponse): void {
@@ -147,17 +146,19 @@ function logged(request: FastifyRequest, err: unknown, r: ErrorResponse): ErrorR
   return r;
 }
 
+/** Fastify's default router maxParamLength, which app.ts keeps (model ids are far shorter). */
+const MAX_PARAM_LENGTH = 100;
+
 /**
  * Fastify options that give its own errors OpenAI's shape: bad percent-encoding and over-long
  * path parameters (frameworkErrors), socket-level errors such as 431 (clientErrorHandler), and
  * no built-in 503 while closing (installErrorHandlers answers it).
  */
-export function errorServerOptions(maxParamLength = 100): Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler' | 'return503OnClosing' | 'maxParamLength'> {
+export function errorServerOptions(): Pick<FastifyServerOptions, 'frameworkErrors' | 'clientErrorHandler' | 'return503OnClosing'> {
   return {
-    maxParamLength,
     return503OnClosing: false,
     frameworkErrors: (err, request, reply) => {
-      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? HttpErrors.paramTooLong(request.url, maxParamLength) : err.code === 'FST_ERR_BAD_URL' ? HttpErrors.badUrl(request.url.slice(0, 200)) : err;
+      const e = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? HttpErrors.paramTooLong(request.url, MAX_PARAM_LENGTH) : err.code === 'FST_ERR_BAD_URL' ? HttpErrors.badUrl(request.url.slice(0, 200)) : err;
       send(reply, logged(request, err, toErrorResponse(e)));
     },
     clientErrorHandler: onClientError,
