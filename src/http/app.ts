@@ -4,7 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { Logger } from '../log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
 import type { AdminServices } from './context.js';
-import { installErrorHandlers } from './errors.js';
+import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { limitsPlugin, type LimitsPluginOptions } from './limits-plugin.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes, type HealthRoutesOptions } from './routes/health.js';
@@ -32,6 +32,7 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
+    ...errorServerOptions(),
     // Keep a caller's x-request-id (when sane) so logs on both sides line up.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
