@@ -1,23 +1,5 @@
+import type { UsageDelta } from '../core/domain.js';
 import type { Sql } from './db.js';
-
-export interface UsageDelta {
-  tenantId: number;
-  day: string; // YYYY-MM-DD (UTC)
-  /**
-   * The UTC hour of the usage, `YYYY-MM-DDTHH` (within `day`). Without it, the hour of the
-   * write is used (clamped into `day`): right to within the flush interval.
-   */
-  hour?: string;
-  model: string;
-  requests: number;
-  inputs: number;
-  hits: number;
-  misses: number;
-  promptTokens: number;
-  /** Tokens served from the cache: what the hits would have cost. */
-  hitTokens: number;
-  backendMs: number;
-}
 
 /** The summed counters of a usage row, as the tables name them (constants: safe to splice into SQL). */
 const COUNTERS = ['requests', 'inputs', 'hits', 'misses', 'prompt_tokens', 'hit_tokens', 'backend_ms'] as const;
