@@ -11,6 +11,8 @@ import OpenAI from 'openai';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { int, pct, usd } from '../src/dashboard/format.js';
+import { addUsage } from '../src/store/usage.js';
+import { ensureTenant } from '../src/store/tenants.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -71,6 +73,17 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     await globex.embeddings.create({ model: MODEL, input: 'globex text' });
     await globex.embeddings.create({ model: MODEL, input: 'globex text' });
 
+    // A third tenant with a week of recorded history, so the charts have more than one bar.
+    const initech = await ensureTenant(t.server.db.sql, 'initech', 'pro');
+    const now = Date.now();
+    const history = Array.from({ length: 7 * 24 }, (_, i) => {
+      const at = new Date(now - (i + 1) * 3_600_000).toISOString();
+      const inputs = 40 + ((i * 37) % 60);
+      const hits = Math.round(inputs * (0.35 + 0.5 * (1 - i / (7 * 24))));
+      return { tenantId: initech.id, day: at.slice(0, 10), hour: at.slice(0, 13), model: MODEL, requests: 10 + (i % 7), inputs, hits, misses: inputs - hits, promptTokens: inputs * 9, hitTokens: hits * 9, backendMs: (inputs - hits) * (3 + (i % 5)) };
+    });
+    await addUsage(t.server.db.sql, history);
+
     profile = mkdtempSync(path.join(os.tmpdir(), 'ec-chromium-'));
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -114,11 +127,20 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     const page = await browser.newPage();
     await signIn(page, ADMIN);
     await page.locator('#operator-view').waitFor();
+    // The default period (24 hours, by hour), as an operator first sees it.
+    await page.locator('#op-live [data-figure="store"]').waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'operator-laptop.png'), fullPage: true });
+    // Then the last 30 days, which is the API's default range too.
+    await page.selectOption('#op-period', String(30 * 24));
+    await page.selectOption('#op-grain', 'day');
     const { body: usage } = await api<{
       totals: Record<string, number>;
       data: { key: string; requests: number; inputs: number; hit_ratio: number; tokens_saved: number; money_saved_usd: number; rows_stored: number; tier: string }[];
     }>('/admin/v1/usage?group_by=tenant', ADMIN);
-    expect(usage.totals).toMatchObject({ requests: 5, inputs: 9, hits: 4, misses: 5, rows_stored: 5, tenants: 2 });
+    const row = (name: string) => usage.data.find((d) => d.key === name);
+    expect(row('acme')).toMatchObject({ requests: 3, inputs: 7, hits: 3, rows_stored: 4 });
+    expect(row('globex')).toMatchObject({ requests: 2, inputs: 2, hits: 1, rows_stored: 1 });
+    expect(usage.totals).toMatchObject({ rows_stored: 5, tenants: 3 });
     await expect.poll(() => cardText(page, '#op-totals', 'requests')).toBe(int(usage.totals.requests));
     expect(await cardText(page, '#op-totals', 'inputs')).toBe(int(usage.totals.inputs));
     expect(await cardText(page, '#op-totals', 'hit_ratio')).toBe(pct(usage.totals.hit_ratio));
@@ -140,7 +162,6 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     expect(page.url()).toBe(`${base}/dashboard`);
     expect(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie])).toEqual([0, 0, '']);
 
-    await page.screenshot({ path: path.join(ARTIFACTS, 'operator-laptop.png'), fullPage: true });
     await page.setViewportSize(PHONE);
     await page.screenshot({ path: path.join(ARTIFACTS, 'operator-phone.png'), fullPage: true });
     // Readable on a phone: the page itself does not scroll sideways (wide tables scroll in their own box).
@@ -149,11 +170,14 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     const sortButton = page.locator('#op-tenants-section button[data-sort-key="requests"]');
     const header = page.locator('#op-tenants-section th:has(button[data-sort-key="requests"])');
     expect(await header.getAttribute('aria-sort')).toBe('descending');
-    expect(await page.locator('#op-tenants-section tbody tr').first().getAttribute('data-row')).toBe('acme');
+    const firstRow = () => page.locator('#op-tenants-section tbody tr').first().getAttribute('data-row');
+    const most = [...usage.data].sort((a, b) => b.requests - a.requests)[0].key;
+    const least = [...usage.data].sort((a, b) => a.requests - b.requests)[0].key;
+    expect(await firstRow()).toBe(most);
     await sortButton.focus();
     await page.keyboard.press('Enter');
     expect(await header.getAttribute('aria-sort')).toBe('ascending');
-    expect(await page.locator('#op-tenants-section tbody tr').first().getAttribute('data-row')).toBe('globex');
+    expect(await firstRow()).toBe(least);
     await page.close();
   });
 
@@ -214,9 +238,9 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     await expect.poll(() => page.locator('#embeddings-cached').getAttribute('data-value')).not.toBeNull();
     const json = await (await fetch(`${base}/stats.json`)).text();
     const text = (await page.content()) + json;
-    for (const name of ['acme', 'globex']) expect(text).not.toContain(name);
+    for (const name of ['acme', 'globex', 'initech']) expect(text).not.toContain(name);
     const stats = JSON.parse(json) as { embeddings_cached: number; tenants_served: number; hit_ratio: number };
-    expect(stats.tenants_served).toBe(2);
+    expect(stats.tenants_served).toBe(3);
     expect(await page.locator('#embeddings-cached').textContent()).toBe(int(stats.embeddings_cached));
     expect(await page.locator('#hit-ratio').textContent()).toBe(pct(stats.hit_ratio));
     await page.close();

@@ -74,18 +74,34 @@ function showProblem(err: unknown): void {
   status.className = 'status error';
 }
 
+let inFlight = false;
+let again = false;
+
+/** One refresh at a time: a change asked for meanwhile runs right after, and one timer follows. */
 async function poll(gen: number): Promise<void> {
+  if (inFlight) {
+    again = true;
+    return;
+  }
   clearTimeout(timer);
   if (gen !== generation || !view) return;
+  inFlight = true;
   try {
     if (document.visibilityState !== 'hidden') {
       await view.refresh();
-      if (gen !== generation) return;
-      status.textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC`;
-      status.className = 'status';
+      if (gen === generation) {
+        status.textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC`;
+        status.className = 'status';
+      }
     }
   } catch (err) {
     if (gen === generation) showProblem(err);
+  } finally {
+    inFlight = false;
+  }
+  if (again) {
+    again = false;
+    return poll(generation);
   }
   if (gen === generation && view) timer = window.setTimeout(() => void poll(gen), POLL_MS);
 }

@@ -42,7 +42,7 @@ export class OperatorView {
       'div',
       { class: 'view', id: 'operator-view' },
       h('div', { class: 'view-head' }, h('h1', {}, 'Operator view'), periodControls('op', this.choice, (c) => ((this.choice = c), this.onChange()))),
-      section('op-totals-section', 'Totals', this.totals),
+      section('op-totals-section', 'Totals', h('p', { class: 'help', id: 'op-days' }), this.totals),
       section('op-tenants-section', 'Tenants', this.tenantsEmpty, this.tenants.element),
       section('op-charts-section', 'Over time', this.charts.element),
       section('op-models-section', 'Models', this.models.element),
@@ -65,6 +65,11 @@ export class OperatorView {
 
   private render(byTenant: UsageReport, byModel: UsageReport, overTime: UsageReport, live: LiveFigures): void {
     const t = byTenant.totals;
+    // Tenants, models and totals are counted in whole UTC days (usage_daily); the charts follow the period exactly.
+    const lastDay = new Date(Date.parse(byTenant.to) - 86_400_000).toISOString().slice(0, 10);
+    const firstDay = byTenant.from.slice(0, 10);
+    this.element.querySelector('#op-days')!.textContent =
+      firstDay === lastDay ? `Today (${firstDay}, UTC), tenants and models included.` : `UTC days ${firstDay} to ${lastDay}, tenants and models included.`;
     fill(
       this.totals,
       card('requests', 'Requests', int(t.requests), t.requests),
