@@ -1,5 +1,5 @@
 import type { Sql } from './db.js';
-import type { UsageCounters } from './usage.js';
+import { countersOf, type CounterColumns, type UsageCounters } from './usage.js';
 
 /** How usage is grouped: by tenant or model (from usage_daily), by UTC day or UTC hour. */
 export const USAGE_GROUPS = ['tenant', 'model', 'day', 'hour'] as const;
@@ -20,29 +20,9 @@ export interface UsageRangeQuery {
   tenantId?: number;
 }
 
-interface RawRow {
-  bucket: string;
-  model: string;
-  requests: string;
-  inputs: string;
-  hits: string;
-  misses: string;
-  prompt_tokens: string;
-  hit_tokens: string;
-  backend_ms: number;
-}
+type RawRow = { bucket: string; model: string } & CounterColumns;
 
-const toRow = (r: RawRow): UsageBucketRow => ({
-  bucket: r.bucket,
-  model: r.model,
-  requests: Number(r.requests),
-  inputs: Number(r.inputs),
-  hits: Number(r.hits),
-  misses: Number(r.misses),
-  promptTokens: Number(r.prompt_tokens),
-  hitTokens: Number(r.hit_tokens),
-  backendMs: Number(r.backend_ms),
-});
+const toRow = (r: RawRow): UsageBucketRow => ({ bucket: r.bucket, model: r.model, ...countersOf(r) });
 
 /** Usage summed by bucket and cache scope over a range: one query, on the table of the grouping's grain. */
 export async function usageBuckets(sql: Sql, q: UsageRangeQuery): Promise<UsageBucketRow[]> {

@@ -56,18 +56,19 @@ export function hourOf(d: Pick<UsageDelta, 'day' | 'hour'>, nowIso: string): str
   return nowIso.slice(0, 10) === d.day ? nowIso.slice(0, 13) : `${d.day}T23`;
 }
 
-/** A stored day of usage: the same counters as a delta, summed. */
-export type UsageRow = Omit<UsageDelta, 'tenantId' | 'hour'>;
+/** The counters as PostgreSQL returns them (bigint sums arrive as strings). */
+export interface CounterColumns {
+  requests: string;
+  inputs: string;
+  hits: string;
+  misses: string;
+  prompt_tokens: string;
+  hit_tokens: string;
+  backend_ms: number | string;
+}
 
-export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: string): Promise<UsageRow[]> {
-  const rows = await sql<
-    { day: string; model: string; requests: string; inputs: string; hits: string; misses: string; prompt_tokens: string; hit_tokens: string; backend_ms: number }[]
-  >`SELECT to_char(day, 'YYYY-MM-DD') AS day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms
-    FROM usage_daily WHERE tenant_id = ${tenantId} AND (${sinceDay ?? null}::date IS NULL OR day >= ${sinceDay ?? null}::date)
-    ORDER BY day, model`;
-  return rows.map((r) => ({
-    day: r.day,
-    model: r.model,
+export function countersOf(r: CounterColumns): UsageCounters {
+  return {
     requests: Number(r.requests),
     inputs: Number(r.inputs),
     hits: Number(r.hits),
@@ -75,5 +76,15 @@ export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: stri
     promptTokens: Number(r.prompt_tokens),
     hitTokens: Number(r.hit_tokens),
     backendMs: Number(r.backend_ms),
-  }));
+  };
+}
+
+/** A stored day of usage: the same counters as a delta, summed. */
+export type UsageRow = Omit<UsageDelta, 'tenantId' | 'hour'>;
+
+export async function usageForTenant(sql: Sql, tenantId: number, sinceDay?: string): Promise<UsageRow[]> {
+  const rows = await sql<({ day: string; model: string } & CounterColumns)[]>`SELECT to_char(day, 'YYYY-MM-DD') AS day, model, requests, inputs, hits, misses, prompt_tokens, hit_tokens, backend_ms
+    FROM usage_daily WHERE tenant_id = ${tenantId} AND (${sinceDay ?? null}::date IS NULL OR day >= ${sinceDay ?? null}::date)
+    ORDER BY day, model`;
+  return rows.map((r) => ({ day: r.day, model: r.model, ...countersOf(r) }));
 }
