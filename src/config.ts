@@ -90,6 +90,15 @@ const EnvSchema = z.object({
     .optional(),
   /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
   AUTH_DISABLED: bool.default(false),
+  /** Self-service accounts: /v1/auth/signup, login, refresh, logout (hosted use; closed by default). */
+  SIGNUP_ENABLED: bool.default(false),
+  /** Lifetime of the tenant JWT that /v1/auth/login and refresh hand out. */
+  ACCESS_TOKEN_TTL_S: positiveInt.max(86_400).default(900),
+  REFRESH_TOKEN_TTL_DAYS: positiveInt.max(365).default(30),
+  /** Failed logins and signups per client address, and per email, within AUTH_LIMIT_WINDOW_S. */
+  AUTH_LIMIT_PER_ADDRESS: positiveInt.default(20),
+  AUTH_LIMIT_PER_EMAIL: positiveInt.default(5),
+  AUTH_LIMIT_WINDOW_S: positiveInt.default(900),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -138,6 +147,14 @@ export interface Config {
   evictionIntervalMs: number;
   /** USD per million tokens, by model id. */
   prices: Record<string, number>;
+  accounts: {
+    signupEnabled: boolean;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlDays: number;
+    limitPerAddress: number;
+    limitPerEmail: number;
+    limitWindowSeconds: number;
+  };
 }
 
 /** Public list prices (USD per 1M tokens) of well-known embedding models. */
@@ -165,6 +182,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const problems: string[] = [];
   if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) problems.push('UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither');
+  if (e.SIGNUP_ENABLED && !(e.JWT_SECRET ?? e.ADMIN_TOKEN)) problems.push('SIGNUP_ENABLED: logins are signed tokens; set JWT_SECRET (16+ characters) too');
   const attempt = <T>(name: string, fn: () => T): T | undefined => {
     try {
       return fn();
@@ -219,5 +237,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultTier: e.DEFAULT_TIER,
     evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
     prices: { ...DEFAULT_PRICES, ...e.PRICES },
+    accounts: {
+      signupEnabled: e.SIGNUP_ENABLED,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_S,
+      refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+      limitPerAddress: e.AUTH_LIMIT_PER_ADDRESS,
+      limitPerEmail: e.AUTH_LIMIT_PER_EMAIL,
+      limitWindowSeconds: e.AUTH_LIMIT_WINDOW_S,
+    },
   };
 }

@@ -18,6 +18,8 @@ import type { Embedder } from './core/types.js';
 import { buildApp } from './http/app.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
 import { KeyUsage } from './auth/key-usage.js';
+import { createAccountService } from './admin/accounts.js';
+import { AuthLimits } from './limits/auth-limits.js';
 import { RateLimits } from './limits/rate-limit.js';
 import { connectRedis } from './limits/redis.js';
 import { TierCatalog } from './limits/tier-catalog.js';
@@ -121,6 +123,14 @@ export async function createServer(
     const keyUsage = new KeyUsage(db.sql, logger);
     keyUsage.start();
     cleanup.unshift(() => keyUsage.close());
+    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
+    const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage);
+    const accounts = createAccountService({
+      sql: db.sql,
+      config,
+      limits: { signup: new AuthLimits(redis, `${config.redisPrefix}:signup`, authLimitOpts), login: new AuthLimits(redis, `${config.redisPrefix}:login`, authLimitOpts) },
+      onRevoke: () => auth.forgetAll(),
+    });
     const services = {
       config,
       db,
@@ -131,8 +141,9 @@ export async function createServer(
       embeddings,
       // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
       vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
-      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage),
+      auth,
       keyUsage,
+      accounts,
       tiers,
       limits,
       metrics,

@@ -12,6 +12,7 @@ import { metricsRoutes } from './routes/metrics.js';
 import { nativeRoutes } from './routes/native.js';
 import { openaiRoutes } from './routes/openai.js';
 import { selfServiceRoutes } from './routes/self-service.js';
+import { authRoutes, meRoutes } from './routes/auth.js';
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -40,7 +41,10 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     await v1.register(openaiRoutes);
     await v1.register(nativeRoutes);
     await v1.register(selfServiceRoutes);
+    await v1.register(meRoutes);
   }, { prefix: '/v1' });
+  // Signup, login, refresh, logout: no API key to present yet, so outside the auth plugin's scope.
+  await app.register(authRoutes, { prefix: '/v1' });
   await app.register(adminRoutes, { prefix: '/admin/v1' });
   return app;
 }

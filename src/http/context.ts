@@ -9,6 +9,7 @@ import type { ModelRegistry } from '../core/models.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { ApiKeyAuth } from '../auth/authenticator.js';
 import type { KeyUsage } from '../auth/key-usage.js';
+import type { AccountService } from '../admin/accounts.js';
 import type { RateLimits } from '../limits/rate-limit.js';
 import type { TierCatalog } from '../limits/tier-catalog.js';
 import type { Database } from '../store/db.js';
@@ -27,6 +28,8 @@ export interface Services {
   auth: ApiKeyAuth;
   /** Batched api_keys.last_used_at. */
   keyUsage: KeyUsage;
+  /** Self-service accounts (signup, login, refresh tokens). */
+  accounts: AccountService;
   tiers: TierCatalog;
   limits: RateLimits;
   metrics: Metrics;

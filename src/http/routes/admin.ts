@@ -12,6 +12,7 @@ import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenEr
 import { addProvider, jwtSecretOf, providerView } from '../../admin/providers.js';
 import { deleteProvider, listProviders } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
+import { AccountRef } from '../../admin/accounts.js';
 
 /** One admin verb: its OpenAPI description and its handler, side by side. */
 interface AdminRoute {
@@ -65,7 +66,7 @@ const tierView = (t: Tier) => ({
  * Disabled (403) while ADMIN_TOKEN is unset. GET /admin/v1/openapi.json describes it.
  */
 export async function adminRoutes(app: FastifyInstance): Promise<void> {
-  const { db, config, auth, tiers, embeddings, providers } = app.services;
+  const { db, config, auth, tiers, embeddings, providers, accounts } = app.services;
   const sql = db.sql;
   const adminHash = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : null;
 
@@ -256,6 +257,14 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
         providers.forget(t.id);
         return { deleted: true, name: param(r, 'provider') };
       },
+    },
+    { method: 'GET', path: '/accounts', summary: 'List self-service accounts (email, tenant, tier, last login, live sessions)', handler: async () => ({ data: await accounts.list() }) },
+    {
+      method: 'POST',
+      path: '/accounts/revoke',
+      summary: "End every session of an account: its refresh tokens are revoked",
+      body: AccountRef,
+      handler: async (r) => accounts.revoke(parseBody(AccountRef, r.body)),
     },
   ];
 

@@ -1,0 +1,143 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { LoginInput, RefreshInput, SignupInput } from '../../admin/accounts.js';
+import { DomainError } from '../../core/errors.js';
+import { openApiDocument, registerRoutes, type DocumentedRoute } from '../route-table.js';
+import { selfServiceRouteTable } from './self-service.js';
+
+const SignedUp = z.object({
+  key: z.string().describe('The first API key, shown once: store it now'),
+  prefix: z.string(),
+  tenant: z.string(),
+  tier: z.string(),
+  email: z.string(),
+});
+const Session = z.object({
+  access_token: z.string().describe('A tenant JWT: send it as `Authorization: Bearer <token>` like an API key'),
+  refresh_token: z.string().describe('Single use: POST it to /v1/auth/refresh for a new pair'),
+  token_type: z.literal('bearer'),
+  expires_in: z.number().int().describe('Seconds until access_token expires'),
+});
+const LoggedOut = z.object({ logged_out: z.literal(true) });
+const Me = z.object({
+  tenant: z.object({ name: z.string(), tier: z.string(), share_public: z.boolean() }),
+  account: z.object({ email: z.string(), created_at: z.string(), last_login_at: z.string().nullable() }).nullable(),
+  limits: z.object({
+    requests_per_day: z.number().nullable(),
+    burst_per_second: z.number().nullable(),
+    tokens_per_minute: z.number().nullable(),
+    max_cached_rows: z.number().nullable(),
+    backends: z.array(z.string()),
+  }),
+  usage_today: z.object({
+    day: z.string(),
+    requests: z.number(),
+    inputs: z.number(),
+    hits: z.number(),
+    misses: z.number(),
+    prompt_tokens: z.number(),
+    saved_tokens: z.number(),
+  }),
+});
+
+/** signup, login, refresh and logout: public routes (no API key), under /v1/auth. */
+export function authRouteTable(app: FastifyInstance): DocumentedRoute[] {
+  const { config, accounts } = app.services;
+  const enabled = (): void => {
+    if (!config.accounts.signupEnabled) {
+      throw new DomainError('not_found', 'Self-service accounts are disabled on this server. The operator enables them with SIGNUP_ENABLED=true (and JWT_SECRET).', {
+        code: 'signup_disabled',
+      });
+    }
+  };
+  return [
+    {
+      method: 'POST',
+      path: '/auth/signup',
+      tag: 'auth',
+      summary: `Create an account, its tenant (on the server's default tier) and its first API key, shown once`,
+      security: 'none',
+      body: SignupInput,
+      response: SignedUp,
+      status: 201,
+      handler: async (r) => {
+        enabled();
+        return accounts.signup(r.body as z.input<typeof SignupInput>, r.ip);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/auth/login',
+      tag: 'auth',
+      summary: 'Log in with email and password: a short-lived tenant JWT and a refresh token',
+      security: 'none',
+      body: LoginInput,
+      response: Session,
+      handler: async (r) => {
+        enabled();
+        return accounts.login(r.body as z.input<typeof LoginInput>, r.ip);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/auth/refresh',
+      tag: 'auth',
+      summary: 'Trade a refresh token for a new access token and refresh token (the old one stops working; using it again ends the login)',
+      security: 'none',
+      body: RefreshInput,
+      response: Session,
+      handler: async (r) => {
+        enabled();
+        return accounts.refresh(r.body as z.input<typeof RefreshInput>);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/auth/logout',
+      tag: 'auth',
+      summary: 'End the login a refresh token belongs to (access tokens already issued expire on their own)',
+      security: 'none',
+      body: RefreshInput,
+      response: LoggedOut,
+      handler: async (r) => {
+        enabled();
+        return accounts.logout(r.body as z.input<typeof RefreshInput>);
+      },
+    },
+  ];
+}
+
+/** GET /auth/me: for the /v1 scope behind the auth plugin (an API key or a tenant JWT). */
+export function meRouteTable(app: FastifyInstance): DocumentedRoute[] {
+  const { accounts, embeddings } = app.services;
+  return [
+    {
+      method: 'GET',
+      path: '/auth/me',
+      tag: 'auth',
+      summary: 'Your tenant, its tier and limits (from the database) and its usage today (UTC)',
+      security: 'bearer',
+      response: Me,
+      handler: async (r) => {
+        // Counters this process still holds are written first, so today's figures include them.
+        await embeddings.flush();
+        return accounts.me(r.tenant, r.tier);
+      },
+    },
+  ];
+}
+
+/** The public part of /v1: signup, login, refresh, logout, and GET /openapi.json describing the tenant API. */
+export async function authRoutes(app: FastifyInstance): Promise<void> {
+  registerRoutes(app, authRouteTable(app));
+  const doc = openApiDocument('embedding-cache tenant API (accounts, keys, providers)', '/v1', [
+    ...authRouteTable(app),
+    ...meRouteTable(app),
+    ...selfServiceRouteTable(app),
+  ]);
+  app.get('/openapi.json', async () => doc);
+}
+
+export async function meRoutes(app: FastifyInstance): Promise<void> {
+  registerRoutes(app, meRouteTable(app));
+}
