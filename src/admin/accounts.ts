@@ -5,7 +5,7 @@ import type { Tier } from '../core/domain.js';
 import { DomainError } from '../core/errors.js';
 import { generateApiKey } from '../auth/api-key.js';
 import { mintTenantToken } from '../auth/jwt.js';
-import { MAX_PASSWORD_LENGTH, hashPassword, passwordProblem, verifyAgainstDummy, verifyPassword } from '../auth/passwords.js';
+import { MAX_PASSWORD_LENGTH, hashPassword, passwordProblem, prepareDummy, verifyAgainstDummy, verifyPassword } from '../auth/passwords.js';
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '../auth/refresh-token.js';
 import type { AuthLimits } from '../limits/auth-limits.js';
 import {
@@ -106,6 +106,7 @@ const invalidRefresh = (why: string, code = 'invalid_refresh_token') =>
 export function createAccountService(deps: AccountDeps) {
   const { sql, config, limits } = deps;
   const { accessTokenTtlSeconds: accessTtl, refreshTokenTtlDays: refreshDays } = config.accounts;
+  if (config.accounts.signupEnabled) prepareDummy().catch(() => {});
   const secret = (): string => {
     // loadConfig refuses SIGNUP_ENABLED without a secret; this guards other callers.
     if (!config.jwtSecret) throw new DomainError('forbidden', 'Set JWT_SECRET (16+ characters) to sign logins.', { code: 'jwt_disabled' });

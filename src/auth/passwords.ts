@@ -58,7 +58,12 @@ let dummy: Promise<string> | null = null;
  * its timing then do not tell whether the email has an account.
  */
 export async function verifyAgainstDummy(password: string): Promise<false> {
-  dummy ??= hash('not-a-real-account-password');
-  await verifyPassword(await dummy, password);
+  await verifyPassword(await prepareDummy(), password);
   return false;
+}
+
+/** Hashes the dummy ahead of the first login, so that login's timing gives nothing away either. */
+export function prepareDummy(): Promise<string> {
+  dummy ??= hash('not-a-real-account-password');
+  return dummy;
 }
