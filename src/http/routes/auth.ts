@@ -50,60 +50,39 @@ export function authRouteTable(app: FastifyInstance): DocumentedRoute[] {
       });
     }
   };
+  /** A public POST route that exists only while signup is enabled. */
+  const route = <B extends z.ZodType>(
+    path: string,
+    summary: string,
+    body: B,
+    response: z.ZodType,
+    run: (input: z.input<B>, address: string) => Promise<unknown>,
+    status?: 201,
+  ): DocumentedRoute => ({
+    method: 'POST',
+    path,
+    tag: 'auth',
+    summary,
+    security: 'none',
+    body,
+    response,
+    status,
+    handler: async (r) => {
+      enabled();
+      return run(r.body as z.input<B>, r.ip);
+    },
+  });
   return [
-    {
-      method: 'POST',
-      path: '/auth/signup',
-      tag: 'auth',
-      summary: `Create an account, its tenant (on the server's default tier) and its first API key, shown once`,
-      security: 'none',
-      body: SignupInput,
-      response: SignedUp,
-      status: 201,
-      handler: async (r) => {
-        enabled();
-        return accounts.signup(r.body as z.input<typeof SignupInput>, r.ip);
-      },
-    },
-    {
-      method: 'POST',
-      path: '/auth/login',
-      tag: 'auth',
-      summary: 'Log in with email and password: a short-lived tenant JWT and a refresh token',
-      security: 'none',
-      body: LoginInput,
-      response: Session,
-      handler: async (r) => {
-        enabled();
-        return accounts.login(r.body as z.input<typeof LoginInput>, r.ip);
-      },
-    },
-    {
-      method: 'POST',
-      path: '/auth/refresh',
-      tag: 'auth',
-      summary: 'Trade a refresh token for a new access token and refresh token (the old one stops working; using it again ends the login)',
-      security: 'none',
-      body: RefreshInput,
-      response: Session,
-      handler: async (r) => {
-        enabled();
-        return accounts.refresh(r.body as z.input<typeof RefreshInput>);
-      },
-    },
-    {
-      method: 'POST',
-      path: '/auth/logout',
-      tag: 'auth',
-      summary: 'End the login a refresh token belongs to (access tokens already issued expire on their own)',
-      security: 'none',
-      body: RefreshInput,
-      response: LoggedOut,
-      handler: async (r) => {
-        enabled();
-        return accounts.logout(r.body as z.input<typeof RefreshInput>);
-      },
-    },
+    route('/auth/signup', "Create an account, its tenant (on the server's default tier) and its first API key, shown once", SignupInput, SignedUp, accounts.signup, 201),
+    route('/auth/login', 'Log in with email and password: a short-lived tenant JWT and a refresh token', LoginInput, Session, accounts.login),
+    route(
+      '/auth/refresh',
+      'Trade a refresh token for a new access token and refresh token (the old one stops working; using it again ends the login)',
+      RefreshInput,
+      Session,
+      (b) => accounts.refresh(b),
+    ),
+    route('/auth/logout', 'End the login a refresh token belongs to (access tokens already issued expire on their own)', RefreshInput, LoggedOut, (b) => accounts.logout(b)),
   ];
 }
 
