@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { fakeVector } from '../src/testing/fake-upstream.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -300,5 +301,26 @@ describe('signup disabled (the default)', () => {
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toMatchObject({ code: 'signup_disabled', message: expect.stringContaining('SIGNUP_ENABLED=true') });
     expect((await closed.server.db.sql`SELECT count(*)::int AS n FROM accounts`)[0].n).toBe(0);
+  });
+});
+
+describe('brute-force limits with Redis', () => {
+  let one: TestServer;
+  let two: TestServer;
+  beforeAll(async () => {
+    // Two instances, one Redis: failures counted by one are refused by the other.
+    const env = { SIGNUP_ENABLED: 'true', JWT_SECRET, REDIS_URL: inject('redisUrl'), REDIS_PREFIX: `t${randomBytes(4).toString('hex')}`, AUTH_LIMIT_PER_EMAIL: '2' };
+    [one, two] = await Promise.all([startTestServer({ env }), startTestServer({ env })]);
+  });
+  afterAll(async () => Promise.all([one?.close(), two?.close()]));
+
+  it('counts failures across instances', async () => {
+    const attempt = (s: TestServer, address: string) =>
+      s.server.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: 'shared@example.com', password: 'not the password' }, remoteAddress: address });
+    expect((await attempt(one, '10.1.0.1')).statusCode).toBe(401);
+    expect((await attempt(two, '10.1.0.2')).statusCode).toBe(401);
+    const blocked = await attempt(one, '10.1.0.3');
+    expect(blocked.statusCode).toBe(429);
+    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
   });
 });
