@@ -268,9 +268,15 @@ describe('the operator', () => {
     expect(listed.find((a: { email: string }) => a.email === 'revoked@example.com')).toMatchObject({ tenant: 'revoked', live_sessions: 1 });
     expect(JSON.stringify(listed)).not.toMatch(/argon2/);
 
+    expect((await call(s.access_token, 'GET', '/v1/auth/me')).statusCode).toBe(200);
+
     const res = await admin('POST', '/accounts/revoke', { email: ' Revoked@example.com' });
     expect(res.json()).toEqual({ email: 'revoked@example.com', tenant: 'revoked', sessions_revoked: 1 });
     expect((await post('/v1/auth/refresh', { refresh_token: s.refresh_token }, newAddress())).statusCode).toBe(401);
+    // Its JWTs issued until now are refused too (the one above was already verified and remembered).
+    const refused = await call(s.access_token, 'GET', '/v1/auth/me');
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().error.message).toMatch(/revoked by the operator/);
     expect((await admin('POST', '/accounts/revoke', { email: 'nobody@example.com' })).statusCode).toBe(404);
   });
 });

@@ -83,6 +83,14 @@ export async function findAccountByTenant(sql: Sql, tenantId: number): Promise<A
   return rows[0] ? toAccount(rows[0]) : null;
 }
 
+/** A tenant by name with its account's JWT cut-off (null without an account or a revoke). */
+export async function findTenantForToken(sql: Sql, name: string): Promise<(Tenant & { sessionsRevokedAt: Date | null }) | null> {
+  const rows = await sql<{ id: string; name: string; tier: string; share_public: boolean; created_at: Date; sessions_revoked_at: Date | null }[]>`
+    SELECT t.*, a.sessions_revoked_at FROM tenants t LEFT JOIN accounts a ON a.tenant_id = t.id WHERE t.name = ${name}`;
+  const r = rows[0];
+  return r ? { id: Number(r.id), name: r.name, tier: r.tier, sharePublic: r.share_public, createdAt: r.created_at, sessionsRevokedAt: r.sessions_revoked_at } : null;
+}
+
 export async function touchLogin(sql: Sql, accountId: number): Promise<void> {
   await sql`UPDATE accounts SET last_login_at = now() WHERE id = ${accountId}`;
 }
@@ -155,8 +163,9 @@ export async function revokeFamily(sql: Queryable, family: string): Promise<void
   await sql`UPDATE refresh_tokens SET revoked_at = now() WHERE family = ${family} AND revoked_at IS NULL`;
 }
 
-/** Revokes every refresh token of an account; returns how many families were live. */
+/** Revokes every refresh token of an account and cuts off its JWTs; returns how many families were live. */
 export async function revokeAccountTokens(sql: Sql, accountId: number): Promise<number> {
+  await sql`UPDATE accounts SET sessions_revoked_at = now() WHERE id = ${accountId}`;
   const rows = await sql<{ family: string }[]>`
     UPDATE refresh_tokens SET revoked_at = now()
     WHERE account_id = ${accountId} AND revoked_at IS NULL AND replaced_at IS NULL
