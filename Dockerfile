@@ -17,7 +17,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 COPY data ./data
-COPY scripts/gpu/optimize.py ./scripts/gpu/optimize.py
+COPY scripts/model/optimize.py ./scripts/model/optimize.py
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data

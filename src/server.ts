@@ -9,13 +9,17 @@ import type { Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
 import { Evictor } from './core/eviction.js';
 import { HotCache } from './core/hot-cache.js';
-import { VectorTextCache } from './http/openai-response.js';
 import { Metrics } from './core/metrics.js';
 import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
 import { buildApp } from './http/app.js';
+import { VectorTextCache } from './http/openai-response.js';
+import { EmbedRequests } from './core/embed-request.js';
+import { tenantStats } from './core/stats.js';
+import { lookupVectors, insertVectors, recordHits } from './store/embeddings.js';
+import { addUsage } from './store/usage.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
 import { KeyUsage } from './auth/key-usage.js';
 import { createAccountService } from './admin/accounts.js';
@@ -33,8 +37,16 @@ export interface Server {
   app: FastifyInstance;
   db: Database;
   redis: Redis | null;
+  config: Config;
   embeddings: EmbedService;
+  /** The embeddings use-case (model resolution, dimensions, token charging): seed uses it too. */
+  requests: EmbedRequests;
   registry: ModelRegistry;
+  models: ModelAccess;
+  tiers: TierCatalog;
+  auth: ApiKeyAuth;
+  /** Batched api_keys.last_used_at (tests flush it). */
+  keyUsage: KeyUsage;
   evictor: Evictor;
   close(): Promise<void>;
 }
@@ -102,7 +114,19 @@ export async function createServer(
     await tiers.start();
     cleanup.unshift(async () => tiers.stop());
     const hot = new HotCache(config.hotCacheBytes);
-    const embeddings = new EmbedService({ sql: db.sql, hot, metrics, logger });
+    const sql = db.sql;
+    const embeddings = new EmbedService({
+      store: {
+        lookup: (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
+        insert: (rows) => insertVectors(sql, rows),
+        recordHits: (counts) => recordHits(sql, counts),
+      },
+      usage: { write: (deltas) => addUsage(sql, deltas) },
+      hot,
+      metrics,
+      logger,
+      lookupTimeoutMs: config.storeLookupTimeoutMs,
+    });
     const evictor = new Evictor(db.sql, { ttlDays: config.cacheTtlDays, intervalMs: config.evictionIntervalMs, logger });
     evictor.start();
     const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
@@ -120,45 +144,66 @@ export async function createServer(
       cacheTtlMs: config.authCacheTtlMs,
       logger,
     });
+    const models = new ModelAccess(registry, providers);
     const keyUsage = new KeyUsage(db.sql, logger);
     keyUsage.start();
     cleanup.unshift(() => keyUsage.close());
-    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
     const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage);
+    const requests = new EmbedRequests({ models, embeddings, tokens: limits });
+    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
     const accounts = createAccountService({
       sql: db.sql,
       config,
       limits: { signup: new AuthLimits(redis, `${config.redisPrefix}:signup`, authLimitOpts), login: new AuthLimits(redis, `${config.redisPrefix}:login`, authLimitOpts) },
       onRevoke: () => auth.forgetAll(),
     });
-    const services = {
-      config,
-      db,
-      redis,
-      registry,
-      models: new ModelAccess(registry, providers),
-      providers,
-      embeddings,
-      // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
-      vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
-      auth,
-      keyUsage,
-      accounts,
-      tiers,
-      limits,
-      metrics,
-      openTenant,
-    };
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
       Object.fromEntries(registry.backends.flatMap((b) => Object.entries(b.stats?.() ?? {}).map(([model, s]) => [model, s.queueDepth])));
-    const app = await buildApp(services, logger);
+    const app = await buildApp(
+      {
+        bodyLimit: config.bodyLimit,
+        maxInputs: config.maxInputs,
+        auth: { authenticate: (h) => auth.authenticate(h), resolveTier: (name) => tiers.resolve(name), openTenant },
+        limits: { limits },
+        openai: {
+          requests,
+          models,
+          // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
+          vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
+        },
+        native: {
+          requests,
+          stats: async (request) => {
+            await embeddings.flush();
+            return tenantStats(db.sql, request.tenant, config.prices);
+          },
+        },
+        health: {
+          pingStore: () => db.sql`SELECT 1`,
+          pingRedis: redis ? () => redis.ping() : null,
+          backends: () => registry.backends,
+        },
+        metrics: { metrics },
+        selfService: { sql: db.sql, config, forgetKeys: () => auth.forgetAll(), forgetProviders: (id) => providers.forget(id) },
+        me: { accounts, flushUsage: () => embeddings.flush() },
+        accounts: { accounts, signupEnabled: config.accounts.signupEnabled },
+        admin: { config, db, redis, embeddings, auth, tiers, providers, accounts },
+      },
+      logger,
+    );
     return {
       app,
       db,
       redis,
+      config,
       embeddings,
+      requests,
       registry,
+      models,
+      tiers,
+      auth,
+      keyUsage,
       evictor,
       async close() {
         await app.close();

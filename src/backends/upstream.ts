@@ -1,6 +1,6 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
 import { base64ToVector } from '../core/codec.js';
-import { ApiError } from '../core/errors.js';
+import { DomainError, type DomainErrorDetails } from '../core/errors.js';
 import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../core/types.js';
 import { SsrfError } from '../security/ssrf.js';
 import { leanFetch } from './lean-fetch.js';
@@ -23,6 +23,10 @@ export interface UpstreamOptions {
   ownedBy?: string;
   /** A fetch that guards where connections go (tenant providers); leanFetch() by default. */
   fetch?: typeof fetch;
+  /** How errors name this provider (never its key). Default: the base URL's host. */
+  provider?: string;
+  /** Whose key this is: errors tell a tenant to fix its own key, or point at the operator. Default 'operator'. */
+  owner?: 'tenant' | 'operator';
 }
 
 /**
@@ -33,11 +37,14 @@ export class UpstreamEmbedder implements Embedder {
   readonly name = 'upstream';
   private readonly client: OpenAI;
   private readonly specs: ModelSpec[];
+  private readonly who: Who;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch ?? leanFetch() });
     // The same provider host gives the same vectors, whoever's key asked: rows can be shared.
-    const version = opts.version ?? `api:${new URL(opts.baseUrl).host}`;
+    const host = new URL(opts.baseUrl).host;
+    const version = opts.version ?? `api:${host}`;
+    this.who = { provider: opts.provider ?? host, owner: opts.owner ?? 'operator' };
     const created = Math.floor(Date.now() / 1000);
     this.specs = opts.models.map((id) => {
       const known = KNOWN_UPSTREAM_MODELS[id];
@@ -59,7 +66,7 @@ export class UpstreamEmbedder implements Embedder {
     return this.specs;
   }
 
-  async embed(model: string, inputs: EmbedInput[], options: EmbedOptions = {}): Promise<EmbedResult> {
+  async embed(model: string, inputs: EmbedInput[], _options: EmbedOptions = {}): Promise<EmbedResult> {
     const chunks: EmbedInput[][] = [];
     for (let i = 0; i < inputs.length; i += this.opts.maxBatch) chunks.push(inputs.slice(i, i + this.opts.maxBatch));
     const results: EmbedResult[] = new Array(chunks.length);
@@ -68,14 +75,14 @@ export class UpstreamEmbedder implements Embedder {
     const worker = async () => {
       while (next < chunks.length) {
         const i = next++;
-        results[i] = await this.call(model, chunks[i], options.signal);
+        results[i] = await this.call(model, chunks[i]);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, chunks.length) }, worker));
     return { vectors: results.flatMap((r) => r.vectors), tokens: results.flatMap((r) => r.tokens) };
   }
 
-  private async call(model: string, inputs: EmbedInput[], signal?: AbortSignal): Promise<EmbedResult> {
+  private async call(model: string, inputs: EmbedInput[]): Promise<EmbedResult> {
     const allText = inputs.every((i) => i.kind === 'text');
     const input = allText
       ? inputs.map((i) => (i as { text: string }).text)
@@ -85,13 +92,15 @@ export class UpstreamEmbedder implements Embedder {
       res = await this.client.embeddings.create(
         // Mixed text and token inputs cannot be sent together; the HTTP layer never mixes them.
         { model, input: input as string[] | number[][], encoding_format: 'base64' },
-        { signal },
       );
     } catch (err) {
-      throw mapUpstreamError(err);
+      throw mapUpstreamError(err, this.who);
     }
     if (!Array.isArray(res.data) || res.data.length !== inputs.length) {
-      throw new ApiError(502, 'server_error', `Upstream returned ${res.data?.length ?? 0} embeddings for ${inputs.length} inputs.`, null, 'upstream_error');
+      throw new DomainError('upstream_invalid_response', `The provider ${this.who.provider} returned ${res.data?.length ?? 0} embeddings for ${inputs.length} inputs.`, {
+        ...this.who,
+        code: 'upstream_error',
+      });
     }
     const vectors = new Array<Float32Array>(inputs.length);
     for (const d of res.data) {
@@ -123,28 +132,66 @@ export function splitTokens(total: number, inputs: EmbedInput[]): number[] {
   return out;
 }
 
-function mapUpstreamError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
+interface Who {
+  provider: string;
+  owner: 'tenant' | 'operator';
+}
+
+/** An upstream's own message, shortened: it may help the caller (a 400's reason), but is not ours to relay whole. */
+const quoted = (message: string) => (message.length > 300 ? `${message.slice(0, 300)}...` : message);
+
+/** Seconds from an upstream Retry-After (delta-seconds or an HTTP date); undefined when absent or unreadable. */
+export function retryAfterOf(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return Math.max(1, Math.ceil(seconds));
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - now) / 1000));
+}
+
+/** The SDK's failure -> a domain error that keeps its meaning (429 stays a rate limit, a timeout a timeout). */
+export function mapUpstreamError(err: unknown, who: Who): DomainError {
+  if (err instanceof DomainError) return err;
+  const base: DomainErrorDetails = { ...who, cause: err };
   const cause = (err as { cause?: unknown }).cause;
   if (cause instanceof SsrfError) {
-    return new ApiError(502, 'server_error', `The provider URL was refused: ${cause.message}`, null, 'provider_url_blocked');
+    return new DomainError('upstream_refused', `The URL of provider ${who.provider} was refused: ${cause.message}`, { ...base, code: 'provider_url_blocked' });
   }
   if (err instanceof APIConnectionTimeoutError) {
-    return new ApiError(504, 'server_error', 'The upstream embeddings provider timed out. Try again later.', null, 'upstream_timeout');
+    return new DomainError('upstream_timeout', `The provider ${who.provider} did not answer in time. Try again later.`, { ...base, code: 'upstream_timeout' });
   }
-  if (err instanceof APIError) {
-    const status = err.status;
-    const message = `Upstream provider: ${err.message}`;
-    if (status === undefined) return new ApiError(502, 'server_error', `Could not reach the upstream embeddings provider: ${err.message}`, null, 'upstream_unreachable');
-    if (status === 400 || status === 422) return new ApiError(400, 'invalid_request_error', message, err.param ?? null, err.code ?? null);
-    if (status === 404) return new ApiError(404, 'invalid_request_error', message, 'model', 'model_not_found');
-    if (status === 429) {
-      const retry = err.headers?.get('retry-after');
-      return new ApiError(429, 'rate_limit_error', message, null, err.code ?? 'rate_limit_exceeded', retry ? { 'retry-after': retry } : {});
-    }
-    // The operator's key being refused is not the caller's fault: not a 401 to them.
-    if (status === 401 || status === 403) return new ApiError(502, 'server_error', 'The upstream provider rejected the configured API key. Ask the operator to check UPSTREAM_API_KEY.', null, 'upstream_auth_failed');
-    return new ApiError(502, 'server_error', message, null, 'upstream_error');
+  if (!(err instanceof APIError)) {
+    return new DomainError('upstream_unreachable', `The call to provider ${who.provider} failed. Try again later.`, { ...base, code: 'upstream_error' });
   }
-  return new ApiError(502, 'server_error', `Upstream call failed: ${(err as Error)?.message ?? String(err)}`, null, 'upstream_error');
+  const status = err.status;
+  const d: DomainErrorDetails = { ...base, upstreamStatus: status };
+  if (status === undefined) {
+    return new DomainError('upstream_unreachable', `Could not reach the provider ${who.provider}. Try again later.`, { ...d, code: 'upstream_unreachable' });
+  }
+  // The provider found the request itself wrong: that is the caller's to fix, so a 400 naming what.
+  if (status === 400 || status === 422) {
+    return new DomainError('invalid_input', `The provider ${who.provider} refused the request: ${quoted(err.message)}`, { ...d, param: err.param ?? null, code: err.code ?? null });
+  }
+  if (status === 404) {
+    return new DomainError('model_not_found', `The provider ${who.provider} does not know this model: ${quoted(err.message)}`, { ...d, param: 'model', code: 'model_not_found' });
+  }
+  if (status === 429) {
+    return new DomainError('upstream_rate_limited', `The provider ${who.provider} is rate-limiting requests: ${quoted(err.message)}`, {
+      ...d,
+      code: err.code ?? 'rate_limit_exceeded',
+      retryAfterSeconds: retryAfterOf(err.headers?.get('retry-after')),
+    });
+  }
+  // A refused key is not the caller's fault (unless it is the caller's own key): never a 401 to them.
+  if (status === 401 || status === 403) {
+    const message =
+      who.owner === 'tenant'
+        ? `Your provider ${who.provider} rejected the API key you gave it (HTTP ${status}). Add the provider again with a valid key.`
+        : `The upstream provider ${who.provider} rejected the configured API key (HTTP ${status}). Ask the operator to check UPSTREAM_API_KEY.`;
+    return new DomainError('upstream_refused', message, { ...d, code: 'upstream_auth_failed' });
+  }
+  if (status >= 500) {
+    return new DomainError('upstream_unreachable', `The provider ${who.provider} failed (HTTP ${status}). Try again later.`, { ...d, code: 'upstream_error' });
+  }
+  return new DomainError('upstream_refused', `The provider ${who.provider} refused the request (HTTP ${status}).`, { ...d, code: 'upstream_error' });
 }

@@ -64,3 +64,9 @@ export function openApiDocument(title: string, prefix: string, routes: Documente
     paths,
   };
 }
+
+/** GET /openapi.json serving the document of `routes` (their handlers are not called). */
+export async function openApiRoutes(app: FastifyInstance, opts: { title: string; basePath: string; routes: DocumentedRoute[] }): Promise<void> {
+  const doc = openApiDocument(opts.title, opts.basePath, opts.routes);
+  app.get('/openapi.json', async () => doc);
+}

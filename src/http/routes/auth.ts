@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { LoginInput, RefreshInput, SignupInput } from '../../admin/accounts.js';
+import { LoginInput, RefreshInput, SignupInput, type AccountService } from '../../admin/accounts.js';
 import { DomainError } from '../../core/errors.js';
-import { openApiDocument, registerRoutes, type DocumentedRoute } from '../route-table.js';
-import { selfServiceRouteTable } from './self-service.js';
+import { registerRoutes, type DocumentedRoute } from '../route-table.js';
 
 const SignedUp = z.object({
   key: z.string().describe('The first API key, shown once: store it now'),
@@ -41,10 +40,16 @@ const Me = z.object({
 });
 
 /** signup, login, refresh and logout: public routes (no API key), under /v1/auth. */
-export function authRouteTable(app: FastifyInstance): DocumentedRoute[] {
-  const { config, accounts } = app.services;
+export interface AuthRoutesOptions {
+  accounts: Pick<AccountService, 'signup' | 'login' | 'refresh' | 'logout'>;
+  /** SIGNUP_ENABLED: while false these routes answer 404 saying so. */
+  signupEnabled: boolean;
+}
+
+export function authRouteTable(opts: AuthRoutesOptions): DocumentedRoute[] {
+  const { accounts } = opts;
   const enabled = (): void => {
-    if (!config.accounts.signupEnabled) {
+    if (!opts.signupEnabled) {
       throw new DomainError('not_found', 'Self-service accounts are disabled on this server. The operator enables them with SIGNUP_ENABLED=true (and JWT_SECRET).', {
         code: 'signup_disabled',
       });
@@ -87,8 +92,13 @@ export function authRouteTable(app: FastifyInstance): DocumentedRoute[] {
 }
 
 /** GET /auth/me: for the /v1 scope behind the auth plugin (an API key or a tenant JWT). */
-export function meRouteTable(app: FastifyInstance): DocumentedRoute[] {
-  const { accounts, embeddings } = app.services;
+export interface MeRoutesOptions {
+  accounts: Pick<AccountService, 'me'>;
+  /** Writes usage counters this process still holds, so today's figures include them. */
+  flushUsage: () => Promise<void>;
+}
+
+export function meRouteTable(opts: MeRoutesOptions): DocumentedRoute[] {
   return [
     {
       method: 'GET',
@@ -98,25 +108,18 @@ export function meRouteTable(app: FastifyInstance): DocumentedRoute[] {
       security: 'bearer',
       response: Me,
       handler: async (r) => {
-        // Counters this process still holds are written first, so today's figures include them.
-        await embeddings.flush();
-        return accounts.me(r.tenant, r.tier);
+        await opts.flushUsage();
+        return opts.accounts.me(r.tenant, r.tier);
       },
     },
   ];
 }
 
-/** The public part of /v1: signup, login, refresh, logout, and GET /openapi.json describing the tenant API. */
-export async function authRoutes(app: FastifyInstance): Promise<void> {
-  registerRoutes(app, authRouteTable(app));
-  const doc = openApiDocument('embedding-cache tenant API (accounts, keys, providers)', '/v1', [
-    ...authRouteTable(app),
-    ...meRouteTable(app),
-    ...selfServiceRouteTable(app),
-  ]);
-  app.get('/openapi.json', async () => doc);
+/** The public part of /v1/auth: signup, login, refresh, logout (no API key to present yet). */
+export async function authRoutes(app: FastifyInstance, opts: AuthRoutesOptions): Promise<void> {
+  registerRoutes(app, authRouteTable(opts));
 }
 
-export async function meRoutes(app: FastifyInstance): Promise<void> {
-  registerRoutes(app, meRouteTable(app));
+export async function meRoutes(app: FastifyInstance, opts: MeRoutesOptions): Promise<void> {
+  registerRoutes(app, meRouteTable(opts));
 }

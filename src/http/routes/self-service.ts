@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { Config } from '../../config.js';
 import { addProvider, providerView } from '../../admin/providers.js';
 import { generateApiKey, PREFIX_LENGTH } from '../../auth/api-key.js';
 import { DomainError } from '../../core/errors.js';
 import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../../store/api-keys.js';
+import type { Sql } from '../../store/db.js';
 import { deleteProvider, listProviders } from '../../store/providers.js';
 import { registerRoutes, type DocumentedRoute } from '../route-table.js';
 import { parseBody } from '../schemas.js';
@@ -54,9 +56,17 @@ const keyView = (k: ApiKeyRecord): z.infer<typeof KeyView> => ({
 
 const param = (r: FastifyRequest, k: string): string => (r.params as Record<string, string>)[k];
 
-export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
-  const { db, config, auth, providers } = app.services;
-  const sql = db.sql;
+export interface SelfServiceOptions {
+  sql: Sql;
+  config: Pick<Config, 'masterKeys' | 'ssrf'>;
+  /** After a revoke: verified keys remembered in this process are forgotten. */
+  forgetKeys: () => void;
+  /** After a provider change: the tenant's wired providers are rebuilt. */
+  forgetProviders: (tenantId: number) => void;
+}
+
+export function selfServiceRouteTable(opts: SelfServiceOptions): DocumentedRoute[] {
+  const { sql, config } = opts;
   return [
     {
       method: 'GET',
@@ -95,7 +105,7 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
         if (!(await revokeApiKey(sql, prefix, r.tenant.id))) {
           throw new DomainError('not_found', `You have no live key with prefix ${prefix}. List yours with GET /v1/keys.`, { param: 'prefix', code: 'key_not_found' });
         }
-        auth.forgetAll();
+        opts.forgetKeys();
         return { revoked: true, prefix };
       },
     },
@@ -126,7 +136,7 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
           });
         }
         const p = await addProvider(sql, config, r.tenant, b);
-        providers.forget(r.tenant.id);
+        opts.forgetProviders(r.tenant.id);
         return providerView(p);
       },
     },
@@ -142,7 +152,7 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
         if (!(await deleteProvider(sql, r.tenant.id, name))) {
           throw new DomainError('not_found', `You have no provider named ${name}. List yours with GET /v1/providers.`, { param: 'name', code: 'provider_not_found' });
         }
-        providers.forget(r.tenant.id);
+        opts.forgetProviders(r.tenant.id);
         return { deleted: true, name };
       },
     },
@@ -150,6 +160,6 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
 }
 
 /** GET/POST /keys, DELETE /keys/:prefix, GET/POST /providers, DELETE /providers/:name. */
-export async function selfServiceRoutes(app: FastifyInstance): Promise<void> {
-  registerRoutes(app, selfServiceRouteTable(app));
+export async function selfServiceRoutes(app: FastifyInstance, opts: SelfServiceOptions): Promise<void> {
+  registerRoutes(app, selfServiceRouteTable(opts));
 }
