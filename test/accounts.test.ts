@@ -255,6 +255,8 @@ describe('duplicate and malformed input', () => {
     const notJson = await t.server.app.inject({ method: 'POST', url: '/v1/auth/login', headers: { 'content-type': 'application/json' }, payload: '{nope' });
     expect(notJson.statusCode).toBe(400);
     expect((await post('/v1/auth/login', [1, 2], newAddress())).statusCode).toBe(400);
+    // Unauthenticated routes take small bodies only.
+    expect((await post('/v1/auth/signup', { email: 'big@example.com', password: 'x'.repeat(20_000) }, newAddress())).statusCode).toBe(413);
     expect((await post('/v1/auth/refresh', { refresh_token: 'rt_short' }, newAddress())).statusCode).toBe(401);
     expect((await post('/v1/auth/logout', {}, newAddress())).json().error.param).toBe('refresh_token');
   });

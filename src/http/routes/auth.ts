@@ -39,6 +39,9 @@ const Me = z.object({
   }),
 });
 
+/** An email, a password and a refresh token fit in far less. */
+const PUBLIC_BODY_LIMIT = 16 * 1024;
+
 /** signup, login, refresh and logout: public routes (no API key), under /v1/auth. */
 export interface AuthRoutesOptions {
   accounts: Pick<AccountService, 'signup' | 'login' | 'refresh' | 'logout'>;
@@ -72,6 +75,7 @@ export function authRouteTable(opts: AuthRoutesOptions): DocumentedRoute[] {
     body,
     response,
     status,
+    bodyLimit: PUBLIC_BODY_LIMIT,
     handler: async (r) => {
       enabled();
       return run(r.body as z.input<B>, r.ip);
