@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { authPlugin } from './auth-plugin.js';
 import type { Services } from './context.js';
 import { installErrorHandlers } from './errors.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes, serverAdminService } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { nativeRoutes } from './routes/native.js';
@@ -39,6 +39,6 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     await v1.register(openaiRoutes);
     await v1.register(nativeRoutes);
   }, { prefix: '/v1' });
-  await app.register(adminRoutes, { prefix: '/admin/v1' });
+  await app.register(adminRoutes, { prefix: '/admin/v1', admin: serverAdminService(services), adminToken: services.config.adminToken, jwtSecret: services.config.jwtSecret });
   return app;
 }

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ApiError } from '../core/errors.js';
+import { ApiError, isDomainError, type DomainError, type ErrorType } from '../core/errors.js';
 
 /** Every error leaves as OpenAI's `{error:{message,type,param,code}}` with a fitting status. */
 export function installErrorHandlers(app: FastifyInstance): void {
@@ -15,8 +15,19 @@ export function installErrorHandlers(app: FastifyInstance): void {
   });
 }
 
+// Bridge until the errors rewrite maps every kind here: the kinds the admin service throws.
+const ADMIN_KINDS: Partial<Record<DomainError['kind'], [number, ErrorType]>> = {
+  invalid_input: [400, 'invalid_request_error'],
+  unauthenticated: [401, 'invalid_request_error'],
+  forbidden: [403, 'permission_error'],
+  not_found: [404, 'invalid_request_error'],
+  conflict: [409, 'invalid_request_error'],
+};
+
 function toApiError(err: FastifyError | ApiError | Error): ApiError {
   if (err instanceof ApiError) return err;
+  const mapped = isDomainError(err) ? ADMIN_KINDS[err.kind] : undefined;
+  if (mapped && isDomainError(err)) return new ApiError(mapped[0], mapped[1], err.message, err.param, err.code);
   const fe = err as FastifyError;
   switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
