@@ -75,7 +75,7 @@ const EnvSchema = z.object({
   /** Days an unused cache row lives (0 = forever). */
   CACHE_TTL_DAYS: z.coerce.number().min(0).default(0),
   /** Tier given to tenants created without one (CLI `keys create`, AUTH_DISABLED's tenant). */
-  DEFAULT_TIER: z.string().min(1).default('pro'),
+  DEFAULT_TIER: z.string().min(1).default('unlimited'),
   /** Seconds between eviction sweeps (TTL and per-tier row caps). */
   EVICTION_INTERVAL_S: z.coerce.number().min(1).default(60),
   /** USD per million tokens by model, for the money-saved estimate: JSON object, merged over the defaults. */

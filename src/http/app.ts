@@ -3,10 +3,9 @@ import compress from '@fastify/compress';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
-import type { AdminServices } from './context.js';
 import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { limitsPlugin, type LimitsPluginOptions } from './limits-plugin.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
 import { healthRoutes, type HealthRoutesOptions } from './routes/health.js';
 import { metricsRoutes, type MetricsRoutesOptions } from './routes/metrics.js';
 import { nativeRoutes, type NativeRoutesOptions } from './routes/native.js';
@@ -24,7 +23,7 @@ export interface AppOptions {
   maxInputs: number;
   health: HealthRoutesOptions;
   metrics: MetricsRoutesOptions;
-  admin: AdminServices;
+  admin: AdminRoutesOptions;
 }
 
 /** The Fastify app: plugins and hooks only; services are built by server.ts and passed in. */
@@ -56,8 +55,6 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     },
     { prefix: '/v1' },
   );
-  // The admin routes still read app.services (until they take explicit options).
-  app.decorate('services', opts.admin);
-  await app.register(adminRoutes, { prefix: '/admin/v1' });
+  await app.register(adminRoutes, { ...opts.admin, prefix: '/admin/v1' });
   return app;
 }
