@@ -48,7 +48,7 @@ program
   .description('start the HTTP server (the default `npm start`)')
   .action(async () => {
     const cfg = config();
-    const logger = createLogger(cfg.logLevel);
+    const logger = createLogger(cfg.logLevel, cfg.logFormat);
     const { createServer } = await import('./server.js');
     const server = await createServer(cfg, logger);
     let closing = false;

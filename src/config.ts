@@ -61,6 +61,8 @@ const EnvSchema = z.object({
   PROVIDER_ALLOWLIST: z.string().optional(),
   /** Allow http:// provider URLs (private deployments, tests). */
   PROVIDER_ALLOW_HTTP: bool.default(false),
+  /** `pretty` on a terminal and `json` otherwise unless set. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { message: "must be 'auto', 'json' or 'pretty'" }).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** OpenAI's limit; configurable. */
   MAX_INPUTS: positiveInt.default(2048),
@@ -130,6 +132,7 @@ export interface Config {
   masterKeys: MasterKeys | undefined;
   ssrf: SsrfPolicy;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   maxInputs: number;
   bodyLimit: number;
   hotCacheBytes: number;
@@ -213,6 +216,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKeys,
     ssrf,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     maxInputs: e.MAX_INPUTS,
     bodyLimit: e.BODY_LIMIT,
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
