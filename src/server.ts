@@ -14,6 +14,8 @@ import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
+import { reactInProcess } from './admin/changes.js';
+import { createAdminService } from './admin/service.js';
 import { buildApp } from './http/app.js';
 import { VectorTextCache } from './http/openai-response.js';
 import { EmbedRequests } from './core/embed-request.js';
@@ -150,12 +152,19 @@ export async function createServer(
     cleanup.unshift(() => keyUsage.close());
     const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage);
     const requests = new EmbedRequests({ models, embeddings, tokens: limits });
+    const onChange = reactInProcess({ auth, embeddings, tiers, providers });
+    const admin = createAdminService({
+      sql: db.sql,
+      config,
+      flushPending: () => embeddings.flush(),
+      onChange,
+    });
     const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
     const accounts = createAccountService({
       sql: db.sql,
       config,
       limits: { signup: new AuthLimits(redis, `${config.redisPrefix}:signup`, authLimitOpts), login: new AuthLimits(redis, `${config.redisPrefix}:login`, authLimitOpts) },
-      onRevoke: () => auth.forgetAll(),
+      onChange,
     });
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
@@ -185,10 +194,10 @@ export async function createServer(
           backends: () => registry.backends,
         },
         metrics: { metrics },
-        selfService: { sql: db.sql, config, forgetKeys: () => auth.forgetAll(), forgetProviders: (id) => providers.forget(id) },
+        selfService: { admin },
         me: { accounts, flushUsage: () => embeddings.flush() },
         accounts: { accounts, signupEnabled: config.accounts.signupEnabled },
-        admin: { config, db, redis, embeddings, auth, tiers, providers, accounts },
+        admin: { admin, adminToken: config.adminToken, jwtSecret: config.jwtSecret, accounts },
       },
       logger,
     );

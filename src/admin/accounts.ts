@@ -8,6 +8,7 @@ import { mintTenantToken } from '../auth/jwt.js';
 import { MAX_PASSWORD_LENGTH, hashPassword, passwordProblem, prepareDummy, verifyAgainstDummy, verifyPassword } from '../auth/passwords.js';
 import { generateRefreshToken, hashRefreshToken, looksLikeRefreshToken } from '../auth/refresh-token.js';
 import type { AuthLimits } from '../limits/auth-limits.js';
+import type { OnChange } from './changes.js';
 import {
   findAccountByEmail,
   findAccountById,
@@ -66,8 +67,8 @@ export interface AccountDeps {
   config: Pick<Config, 'accounts' | 'defaultTier' | 'jwtSecret'>;
   /** Brute-force budgets (per address and per email) for signups and for logins. */
   limits: { signup: AuthLimits; login: AuthLimits };
-  /** Called after sessions are revoked, so verified tokens cached in this process are forgotten. */
-  onRevoke?: () => void;
+  /** What changed (a tenant and its first key created, sessions revoked), as the admin verbs report it. */
+  onChange: OnChange;
 }
 
 /** Names no signup may take: the shared pool, AUTH_DISABLED's tenant and the like. */
@@ -149,6 +150,8 @@ export function createAccountService(deps: AccountDeps) {
       const problem = passwordProblem(b.password);
       if (problem) throw new DomainError('invalid_input', problem, { param: 'password', code: 'weak_password' });
       const { tenant, key } = await createTenantAccount(b.email, await hashPassword(b.password));
+      await deps.onChange({ type: 'tenant_created', tenantId: tenant.id });
+      await deps.onChange({ type: 'key_created', prefix: key.prefix, tenantId: tenant.id });
       return { key: key.key, prefix: key.prefix, tenant: tenant.name, tier: tenant.tier, email: b.email };
     },
 
@@ -207,7 +210,7 @@ export function createAccountService(deps: AccountDeps) {
       const account = await findAccountByEmail(sql, email);
       if (!account) throw new DomainError('not_found', `No account with email ${email}. List them with \`accounts list\`.`, { param: 'email', code: 'account_not_found' });
       const sessions = await revokeAccountTokens(sql, account.id);
-      deps.onRevoke?.();
+      await deps.onChange({ type: 'sessions_revoked', tenantId: account.tenantId });
       return { email, tenant: account.tenantName, sessions_revoked: sessions };
     },
 
