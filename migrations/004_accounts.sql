@@ -11,7 +11,9 @@ CREATE TABLE accounts (
   email         text NOT NULL UNIQUE,
   password_hash text NOT NULL,
   created_at    timestamptz NOT NULL DEFAULT now(),
-  last_login_at timestamptz
+  last_login_at timestamptz,
+  -- Set by the operator's `accounts revoke`: tenant JWTs issued at or before it are refused.
+  sessions_revoked_at timestamptz
 );
 
 -- Refresh tokens: random, shown once, stored as a sha256. Each login starts a family; a

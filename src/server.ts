@@ -14,6 +14,8 @@ import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
+import { reactInProcess } from './admin/changes.js';
+import { createAdminService } from './admin/service.js';
 import { buildApp } from './http/app.js';
 import { DASHBOARD_ASSETS_DIR } from './http/routes/dashboard.js';
 import { liveFigures } from './core/live.js';
@@ -25,6 +27,8 @@ import { lookupVectors, insertVectors, recordHits } from './store/embeddings.js'
 import { addUsage } from './store/usage.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
 import { KeyUsage } from './auth/key-usage.js';
+import { createAccountService } from './admin/accounts.js';
+import { AuthLimits } from './limits/auth-limits.js';
 import { RateLimits } from './limits/rate-limit.js';
 import { connectRedis } from './limits/redis.js';
 import { TierCatalog } from './limits/tier-catalog.js';
@@ -46,6 +50,8 @@ export interface Server {
   models: ModelAccess;
   tiers: TierCatalog;
   auth: ApiKeyAuth;
+  /** Batched api_keys.last_used_at (tests flush it). */
+  keyUsage: KeyUsage;
   evictor: Evictor;
   close(): Promise<void>;
 }
@@ -143,12 +149,26 @@ export async function createServer(
       cacheTtlMs: config.authCacheTtlMs,
       logger,
     });
+    const models = new ModelAccess(registry, providers);
     const keyUsage = new KeyUsage(db.sql, logger);
     keyUsage.start();
     cleanup.unshift(() => keyUsage.close());
-    const models = new ModelAccess(registry, providers);
     const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage);
     const requests = new EmbedRequests({ models, embeddings, tokens: limits });
+    const onChange = reactInProcess({ auth, embeddings, tiers, providers });
+    const admin = createAdminService({
+      sql: db.sql,
+      config,
+      flushPending: () => embeddings.flush(),
+      onChange,
+    });
+    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
+    const accounts = createAccountService({
+      sql: db.sql,
+      config,
+      limits: { signup: new AuthLimits(redis, `${config.redisPrefix}:signup`, authLimitOpts), login: new AuthLimits(redis, `${config.redisPrefix}:login`, authLimitOpts) },
+      onChange,
+    });
     const usage = { sql: db.sql, prices: config.prices, flush: () => embeddings.flush() };
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
@@ -178,7 +198,10 @@ export async function createServer(
           backends: () => registry.backends,
         },
         metrics: { metrics },
-        admin: { config, db, redis, embeddings, auth, keyUsage, tiers, providers },
+        selfService: { admin },
+        me: { accounts, flushUsage: () => embeddings.flush() },
+        accounts: { accounts, signupEnabled: config.accounts.signupEnabled },
+        admin: { admin, adminToken: config.adminToken, jwtSecret: config.jwtSecret, accounts },
         usage: {
           admin: { ...usage, live: () => liveFigures({ hot, metrics, store: { kind: db.kind, probe: () => db.sql`SELECT 1` }, redis: redis ? () => redis.ping() : null }) },
           tenant: usage,
@@ -198,6 +221,7 @@ export async function createServer(
       models,
       tiers,
       auth,
+      keyUsage,
       evictor,
       async close() {
         await app.close();

@@ -67,7 +67,7 @@ describe('/v1/keys', () => {
     const before = Date.now();
     expect((await embed(fresh.key)).statusCode).toBe(200);
     const row = async () => (await call(keyB, 'GET', '/keys')).json().data.find((k: { prefix: string }) => k.prefix === fresh.prefix);
-    await t.server.app.services.keyUsage.flush();
+    await t.server.keyUsage.flush();
     const used = await row();
     expect(Date.parse(used.last_used_at)).toBeGreaterThanOrEqual(before - 1000);
   });
@@ -147,7 +147,7 @@ describe('/v1/providers', () => {
 
   it('refuses a provider when the tier, read from the database, has no byok', async () => {
     await upsertTier(t.server.db.sql, { name: 'hosted-only', requestsPerDay: null, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['upstream'] });
-    await t.server.app.services.tiers.refresh();
+    await t.server.tiers.refresh();
     const key = await t.key('gamma', { tier: 'hosted-only' });
     const res = await call(key, 'POST', '/providers', provider('nope'));
     expect(res.statusCode).toBe(403);

@@ -120,7 +120,7 @@ describe('usage API', () => {
   it("does not count a tenant's polling of /v1/usage against its limits", async () => {
     const sql = t.server.db.sql;
     await upsertTier(sql, { name: 'two-a-day', requestsPerDay: 2, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['upstream'] });
-    await t.server.app.services.tiers.refresh();
+    await t.server.tiers.refresh();
     const key = await t.key('poller', { tier: 'two-a-day' });
     for (let i = 0; i < 5; i++) expect((await get('/v1/usage', key)).statusCode).toBe(200);
     expect((await embed(key, 'p1')).statusCode).toBe(200);

@@ -3,7 +3,7 @@ import { DomainError } from '../core/errors.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { Sql } from '../store/db.js';
 import { findLiveKeyByPrefix } from '../store/api-keys.js';
-import { findTenantByName } from '../store/tenants.js';
+import { findTenantForToken } from '../store/accounts.js';
 import { hashApiKey, hashesEqual, keyPrefix, looksLikeApiKey } from './api-key.js';
 import { looksLikeJwt, TokenError, verifyTenantToken } from './jwt.js';
 import type { KeyUsage } from './key-usage.js';
@@ -70,8 +70,12 @@ export class ApiKeyAuth {
       if (err instanceof TokenError) throw unauthenticated(`Invalid token: ${err.message}`, err);
       throw err;
     }
-    const t = await findTenantByName(this.sql, claims.tenant);
+    const t = await findTenantForToken(this.sql, claims.tenant);
     if (!t) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
+    // The operator revoked the account's sessions: tokens issued until then (to the second) are refused.
+    if (t.sessionsRevokedAt && claims.iat <= Math.floor(t.sessionsRevokedAt.getTime() / 1000)) {
+      throw unauthenticated('Invalid token: it was revoked by the operator. Log in again.');
+    }
     // The database's tier is authoritative: a downgrade applies to tokens already issued.
     const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
     const ttl = Math.min(this.cacheTtlMs, claims.exp * 1000 - Date.now());

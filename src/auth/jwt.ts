@@ -45,6 +45,8 @@ export interface TenantTokenClaims {
   tier: string;
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /** Issue time, seconds since the epoch (required by verify). */
+  iat: number;
 }
 
 export interface MintTenantTokenOptions {
@@ -154,7 +156,7 @@ export async function verifyTenantToken(secret: string, token: string): Promise<
   if (typeof payload.tier !== 'string' || payload.tier === '') {
     throw new TokenError('invalid_claims', 'The tenant token has no tier claim.');
   }
-  return { tenant: payload.sub, tier: payload.tier, exp: payload.exp };
+  return { tenant: payload.sub, tier: payload.tier, exp: payload.exp, iat: payload.iat ?? 0 };
 }
 
 export async function mintAdminToken(secret: string, ttlSeconds: number): Promise<string> {

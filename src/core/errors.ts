@@ -96,38 +96,3 @@ export function isDomainError(err: unknown): err is DomainError {
 export function modelNotFound(model: string): DomainError {
   return new DomainError('model_not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
 }
-
-/**
- * @deprecated Being retired: throw a DomainError instead (http/errors.ts picks the status).
- * Kept only so the files still being converted compile; it is a DomainError whose kind is read
- * off the status, so http/errors.ts maps it like any other. Remove at merge.
- */
-export class ApiError extends DomainError {
-  constructor(
-    readonly status: number,
-    readonly type: string,
-    message: string,
-    param: string | null = null,
-    code: string | null = null,
-  ) {
-    super(kindOfStatus(status), message, { param, code });
-    this.name = 'ApiError';
-  }
-
-  static invalid(message: string, param: string | null = null, code: string | null = null): ApiError {
-    return new ApiError(400, 'invalid_request_error', message, param, code);
-  }
-
-  static unauthorized(message: string): ApiError {
-    return new ApiError(401, 'invalid_request_error', message, null, 'invalid_api_key');
-  }
-
-  static internal(message: string): ApiError {
-    return new ApiError(500, 'server_error', message, null, 'internal_error');
-  }
-}
-
-function kindOfStatus(status: number): ErrorKind {
-  const kinds: Record<number, ErrorKind> = { 400: 'invalid_input', 401: 'unauthenticated', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 429: 'rate_limited', 503: 'unavailable' };
-  return kinds[status] ?? 'internal';
-}

@@ -2,16 +2,18 @@ import { randomUUID } from 'node:crypto';
 import compress from '@fastify/compress';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
+import { accessLog } from './access-log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
-import type { AdminServices } from './context.js';
 import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { limitsPlugin, type LimitsPluginOptions } from './limits-plugin.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
 import { healthRoutes, type HealthRoutesOptions } from './routes/health.js';
 import { metricsRoutes, type MetricsRoutesOptions } from './routes/metrics.js';
 import { nativeRoutes, type NativeRoutesOptions } from './routes/native.js';
 import { openaiRoutes, type OpenAiRoutesOptions } from './routes/openai.js';
-import { selfServiceRoutes } from './routes/self-service.js';
+import { selfServiceRouteTable, selfServiceRoutes, type SelfServiceOptions } from './routes/self-service.js';
+import { authRouteTable, authRoutes, meRouteTable, meRoutes, type AuthRoutesOptions, type MeRoutesOptions } from './routes/auth.js';
+import { openApiRoutes } from './route-table.js';
 import { dashboardRoutes, type DashboardRoutesOptions } from './routes/dashboard.js';
 import { tenantUsageRoutes, type AdminUsageRoutesOptions, type UsageRoutesOptions } from './routes/usage.js';
 
@@ -27,7 +29,13 @@ export interface AppOptions {
   maxInputs: number;
   health: HealthRoutesOptions;
   metrics: MetricsRoutesOptions;
-  admin: AdminServices;
+  /** The tenant's own keys and providers (/v1/keys, /v1/providers). */
+  selfService: SelfServiceOptions;
+  /** /v1/auth/me. */
+  me: MeRoutesOptions;
+  /** /v1/auth/signup|login|refresh|logout. */
+  accounts: AuthRoutesOptions;
+  admin: AdminRoutesOptions;
   /** The usage reports: the operator's (with this process's live figures) and a tenant's own. */
   usage: { admin: AdminUsageRoutesOptions; tenant: UsageRoutesOptions };
   dashboard: DashboardRoutesOptions;
@@ -39,6 +47,8 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
     ...errorServerOptions(),
+    // One line per request from accessLog instead of Fastify's two.
+    disableRequestLogging: true,
     // Keep a caller's x-request-id (when sane) so logs on both sides line up.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -46,13 +56,12 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     },
   });
   installErrorHandlers(app);
+  await app.register(accessLog);
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
     void reply.header('x-request-id', request.id);
   });
   // Level 1: big float responses compress well even so, and level 6 costs more CPU than it saves on a LAN.
   await app.register(compress, { encodings: ['gzip', 'deflate'], threshold: 4096, zlibOptions: { level: 1 } });
-  // The admin and self-service routes still read app.services (until they take explicit options).
-  app.decorate('services', opts.admin);
   await app.register(metricsRoutes, opts.metrics);
   await app.register(healthRoutes, opts.health);
   await app.register(
@@ -61,10 +70,20 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
       await v1.register(limitsPlugin, opts.limits);
       await v1.register(openaiRoutes, { ...opts.openai, maxInputs: opts.maxInputs });
       await v1.register(nativeRoutes, { ...opts.native, maxInputs: opts.maxInputs });
-      await v1.register(selfServiceRoutes);
+      await v1.register(selfServiceRoutes, opts.selfService);
+      await v1.register(meRoutes, opts.me);
     },
     { prefix: '/v1' },
   );
+  // Signup, login, refresh, logout and the tenant API's OpenAPI: no API key to present, so
+  // outside the auth plugin's scope.
+  await app.register(authRoutes, { prefix: '/v1', ...opts.accounts });
+  await app.register(openApiRoutes, {
+    prefix: '/v1',
+    basePath: '/v1',
+    title: 'embedding-cache tenant API (accounts, keys, providers)',
+    routes: [...authRouteTable(opts.accounts), ...meRouteTable(opts.me), ...selfServiceRouteTable(opts.selfService)],
+  });
   // The dashboard polls this every few seconds: authenticated, but not counted against limits,
   // so that looking at the figures never uses up a tenant's quota.
   await app.register(
@@ -74,7 +93,7 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     },
     { prefix: '/v1' },
   );
-  await app.register(adminRoutes, { prefix: '/admin/v1', usage: opts.usage.admin });
+  await app.register(adminRoutes, { ...opts.admin, usage: opts.usage.admin, prefix: '/admin/v1' });
   await app.register(dashboardRoutes, opts.dashboard);
   return app;
 }

@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { ApiError, DomainError, ERROR_KINDS, type ErrorKind } from '../core/errors.js';
+import { DomainError, ERROR_KINDS, type ErrorKind } from '../core/errors.js';
 import { GENERIC_5XX, HttpErrors, installErrorHandlers, toErrorResponse } from './errors.js';
 
 /** What each kind must become: OpenAI's status, type and default code. */
@@ -60,12 +60,6 @@ describe('kind -> HTTP', () => {
     expect(toErrorResponse(new DomainError('internal', 'secret detail')).body.error.message).toBe(GENERIC_5XX);
   });
 
-  it('maps the deprecated ApiError through the same table (kept until its last users move)', () => {
-    expect(toErrorResponse(ApiError.invalid('bad', 'input')).body.error).toEqual({ message: 'bad', type: 'invalid_request_error', param: 'input', code: null });
-    expect(toErrorResponse(new ApiError(403, 'permission_error', 'no', null, 'admin_disabled'))).toMatchObject({ status: 403, body: { error: { type: 'permission_error', code: 'admin_disabled' } } });
-    expect(toErrorResponse(new ApiError(409, 'invalid_request_error', 'exists', 'name', 'tenant_exists')).status).toBe(409);
-    expect(toErrorResponse(ApiError.unauthorized('who?')).body.error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_api_key' });
-  });
 
   it('gives every catalogue entry OpenAI’s shape', () => {
     for (const e of [HttpErrors.badJson(), HttpErrors.badUrl('/%'), HttpErrors.paramTooLong('/x', 100), HttpErrors.routeNotFound('GET', '/x'), HttpErrors.bodyTooLarge(), HttpErrors.unsupportedMediaType(), HttpErrors.headersTooLarge()]) {

@@ -17,6 +17,8 @@ export interface DocumentedRoute {
   status?: 200 | 201;
   /** `bearer`: an API key or tenant JWT; `none`: public (signup, login, refresh). */
   security: 'bearer' | 'none';
+  /** A tighter body limit than the server's (public routes: nobody unauthenticated sends megabytes). */
+  bodyLimit?: number;
   handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 }
 
@@ -25,6 +27,7 @@ export function registerRoutes(app: FastifyInstance, routes: DocumentedRoute[]):
     app.route({
       method: r.method,
       url: r.path,
+      ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
       handler: async (request, reply) => {
         const out = await r.handler(request, reply);
         if (r.status) void reply.code(r.status);
@@ -63,4 +66,10 @@ export function openApiDocument(title: string, prefix: string, routes: Documente
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key (ec_...) or a tenant JWT from /v1/auth/login' } } },
     paths,
   };
+}
+
+/** GET /openapi.json serving the document of `routes` (their handlers are not called). */
+export async function openApiRoutes(app: FastifyInstance, opts: { title: string; basePath: string; routes: DocumentedRoute[] }): Promise<void> {
+  const doc = openApiDocument(opts.title, opts.basePath, opts.routes);
+  app.get('/openapi.json', async () => doc);
 }

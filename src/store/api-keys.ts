@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Sql } from './db.js';
 
 export interface ApiKeyRecord {
@@ -43,7 +44,7 @@ const toRecord = (r: KeyRow): ApiKeyRecord => ({
 });
 
 export async function insertApiKey(
-  sql: Sql,
+  sql: Sql | postgres.TransactionSql,
   k: { tenantId: number; prefix: string; keyHash: Buffer; name: string | null },
 ): Promise<{ id: number; createdAt: Date }> {
   const [r] = await sql<{ id: string; created_at: Date }[]>`

@@ -1,10 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { addProvider, providerView } from '../../admin/providers.js';
-import { generateApiKey, PREFIX_LENGTH } from '../../auth/api-key.js';
+import * as S from '../../admin/schemas.js';
+import type { AdminService } from '../../admin/service.js';
 import { DomainError } from '../../core/errors.js';
-import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../../store/api-keys.js';
-import { deleteProvider, listProviders } from '../../store/providers.js';
 import { registerRoutes, type DocumentedRoute } from '../route-table.js';
 import { parseBody } from '../schemas.js';
 
@@ -14,7 +12,7 @@ import { parseBody } from '../schemas.js';
  * scoped by request.tenant.id: a prefix or provider name of another tenant is simply not found.
  */
 
-const CreateKeyBody = z.object({ name: z.string().trim().min(1).max(200).optional() }).strict();
+const CreateKeyBody = S.CreateKey.pick({ name: true }).strict();
 const KeyView = z.object({
   prefix: z.string(),
   name: z.string().nullable(),
@@ -26,13 +24,8 @@ const KeyList = z.object({ data: z.array(KeyView) });
 const NewKey = z.object({ key: z.string().describe('Shown once: store it now'), prefix: z.string(), name: z.string().nullable(), created_at: z.string() });
 const Revoked = z.object({ revoked: z.literal(true), prefix: z.string() });
 
-const ProviderName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'provider names are 1-63 letters, digits, ".", "_" or "-"');
-const CreateProviderBody = z.object({
-  name: ProviderName,
-  base_url: z.string().url('base_url must be a URL such as https://api.example.com/v1'),
-  api_key: z.string().min(1, 'api_key is required'),
-  models: z.array(z.string().min(1)).min(1, 'models must list at least one model id'),
-});
+/** The admin API's provider fields, without the tenant (it is the caller's). */
+const CreateProviderBody = S.AddProvider.omit({ tenant: true }).strict();
 const ProviderView = z.object({
   name: z.string(),
   base_url: z.string(),
@@ -44,19 +37,15 @@ const ProviderView = z.object({
 const ProviderList = z.object({ data: z.array(ProviderView) });
 const Deleted = z.object({ deleted: z.literal(true), name: z.string() });
 
-const keyView = (k: ApiKeyRecord): z.infer<typeof KeyView> => ({
-  prefix: k.prefix,
-  name: k.name,
-  created_at: k.createdAt.toISOString(),
-  last_used_at: k.lastUsedAt?.toISOString() ?? null,
-  revoked_at: k.revokedAt?.toISOString() ?? null,
-});
-
 const param = (r: FastifyRequest, k: string): string => (r.params as Record<string, string>)[k];
 
-export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
-  const { db, config, auth, providers } = app.services;
-  const sql = db.sql;
+export interface SelfServiceOptions {
+  /** The admin service's verbs, scoped here to the caller's tenant. */
+  admin: Pick<AdminService, 'listKeys' | 'createKey' | 'revokeKey' | 'listProviders' | 'addProvider' | 'removeProvider'>;
+}
+
+export function selfServiceRouteTable(opts: SelfServiceOptions): DocumentedRoute[] {
+  const { admin } = opts;
   return [
     {
       method: 'GET',
@@ -65,7 +54,7 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
       summary: "List your tenant's API keys (prefix, name, created, last used to the minute, revoked)",
       security: 'bearer',
       response: KeyList,
-      handler: async (r) => ({ data: (await listApiKeys(sql, { tenantId: r.tenant.id })).map(keyView) }),
+      handler: async (r) => ({ data: (await admin.listKeys({ tenant: r.tenant.name })).map(({ tenant: _, ...k }) => k) }),
     },
     {
       method: 'POST',
@@ -78,9 +67,8 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
       status: 201,
       handler: async (r) => {
         const b = parseBody(CreateKeyBody, r.body ?? {});
-        const k = generateApiKey();
-        const row = await insertApiKey(sql, { tenantId: r.tenant.id, prefix: k.prefix, keyHash: k.hash, name: b.name ?? null });
-        return { key: k.key, prefix: k.prefix, name: b.name ?? null, created_at: row.createdAt.toISOString() };
+        const k = await admin.createKey({ tenant: r.tenant.name, name: b.name });
+        return { key: k.key, prefix: k.prefix, name: k.name, created_at: k.created_at };
       },
     },
     {
@@ -91,12 +79,14 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
       security: 'bearer',
       response: Revoked,
       handler: async (r) => {
-        const prefix = param(r, 'prefix').slice(0, PREFIX_LENGTH);
-        if (!(await revokeApiKey(sql, prefix, r.tenant.id))) {
-          throw new DomainError('not_found', `You have no live key with prefix ${prefix}. List yours with GET /v1/keys.`, { param: 'prefix', code: 'key_not_found' });
+        try {
+          return await admin.revokeKey({ prefix: param(r, 'prefix'), tenant: r.tenant.name });
+        } catch (err) {
+          if (err instanceof DomainError && err.code === 'key_not_found') {
+            throw new DomainError('not_found', `You have no live key with prefix ${param(r, 'prefix').slice(0, 11)}. List yours with GET /v1/keys.`, { param: 'prefix', code: 'key_not_found' });
+          }
+          throw err;
         }
-        auth.forgetAll();
-        return { revoked: true, prefix };
       },
     },
     {
@@ -106,7 +96,7 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
       summary: 'List your BYOK providers (keys shown by their last four characters only)',
       security: 'bearer',
       response: ProviderList,
-      handler: async (r) => ({ data: (await listProviders(sql, r.tenant.id)).map(providerView) }),
+      handler: async (r) => ({ data: await admin.listProviders({ tenant: r.tenant.name }) }),
     },
     {
       method: 'POST',
@@ -125,9 +115,7 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
             code: 'tier_forbids_byok',
           });
         }
-        const p = await addProvider(sql, config, r.tenant, b);
-        providers.forget(r.tenant.id);
-        return providerView(p);
+        return admin.addProvider({ ...b, tenant: r.tenant.name });
       },
     },
     {
@@ -137,19 +125,12 @@ export function selfServiceRouteTable(app: FastifyInstance): DocumentedRoute[] {
       summary: 'Remove one of your providers',
       security: 'bearer',
       response: Deleted,
-      handler: async (r) => {
-        const name = param(r, 'name');
-        if (!(await deleteProvider(sql, r.tenant.id, name))) {
-          throw new DomainError('not_found', `You have no provider named ${name}. List yours with GET /v1/providers.`, { param: 'name', code: 'provider_not_found' });
-        }
-        providers.forget(r.tenant.id);
-        return { deleted: true, name };
-      },
+      handler: async (r) => admin.removeProvider({ tenant: r.tenant.name, name: param(r, 'name') }),
     },
   ];
 }
 
 /** GET/POST /keys, DELETE /keys/:prefix, GET/POST /providers, DELETE /providers/:name. */
-export async function selfServiceRoutes(app: FastifyInstance): Promise<void> {
-  registerRoutes(app, selfServiceRouteTable(app));
+export async function selfServiceRoutes(app: FastifyInstance, opts: SelfServiceOptions): Promise<void> {
+  registerRoutes(app, selfServiceRouteTable(opts));
 }
