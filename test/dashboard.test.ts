@@ -59,7 +59,7 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     // The pages under test are the sources of this checkout, built the way `npm ci` builds them.
     execFileSync('npm', ['run', '--silent', 'build:dashboard'], { cwd: ROOT, stdio: 'pipe' });
     mkdirSync(ARTIFACTS, { recursive: true });
-    t = await startTestServer({ listen: true, env: { ADMIN_TOKEN: ADMIN, PUBLIC_STATS_ENABLED: 'true' } });
+    t = await startTestServer({ listen: true, env: { ADMIN_TOKEN: ADMIN, PUBLIC_STATS_ENABLED: 'true', SIGNUP_ENABLED: 'true' } });
     base = t.url!;
     acmeKey = await t.key('acme');
     globexKey = await t.key('globex');
@@ -232,13 +232,36 @@ describe.skipIf(missing && !process.env.CI)('dashboard in headless Chromium', ()
     expect((await client(acmeKey).embeddings.create({ model: MODEL, input: 'alpha' })).data).toHaveLength(1);
   });
 
+  it('signs a self-service account in with its email and password, and refuses a wrong password', async () => {
+    const email = 'dana@example.com';
+    const password = 'orange-kettle-93-violin';
+    const signup = await fetch(`${base}/v1/auth/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+    expect(signup.status).toBe(201);
+    const { tenant } = (await signup.json()) as { tenant: string };
+    const page = await browser.newPage();
+    await page.goto(`${base}/dashboard`);
+    await page.click('#email-sign-in summary');
+    await page.fill('#email', email);
+    await page.fill('#password', 'not-the-password-at-all');
+    await page.click('#email-form button[type="submit"]');
+    await expect.poll(() => page.locator('#email-error').textContent()).toMatch(/Could not sign in/);
+    await page.fill('#password', password);
+    await page.click('#email-form button[type="submit"]');
+    await page.locator('#tenant-view').waitFor();
+    await expect.poll(() => page.locator('#tenant-view h1').textContent()).toBe(`Usage of ${tenant}`);
+    expect(await cardText(page, '#tenant-totals', 'requests')).toBe('0');
+    expect(await page.locator('#tenant-totals-section .empty').textContent()).toContain(`${base}/v1`);
+    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie])).toEqual([0, 0, '']);
+    await page.close();
+  });
+
   it('shows public figures and no tenant names on /stats', async () => {
     const page = await browser.newPage();
     await page.goto(`${base}/stats`);
     await expect.poll(() => page.locator('#embeddings-cached').getAttribute('data-value')).not.toBeNull();
     const json = await (await fetch(`${base}/stats.json`)).text();
     const text = (await page.content()) + json;
-    for (const name of ['acme', 'globex', 'initech']) expect(text).not.toContain(name);
+    for (const name of ['acme', 'globex', 'initech', 'dana']) expect(text).not.toContain(name);
     const stats = JSON.parse(json) as { embeddings_cached: number; tenants_served: number; hit_ratio: number };
     expect(stats.tenants_served).toBe(3);
     expect(await page.locator('#embeddings-cached').textContent()).toBe(int(stats.embeddings_cached));

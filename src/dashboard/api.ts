@@ -35,14 +35,20 @@ export class RequestError extends Error {
   }
 }
 
+/** Calls a public route (no credential yet): signup, login, logout. */
+export async function callPublic<T>(path: string, body: unknown): Promise<T> {
+  return call<T>('POST', path, body, null);
+}
+
 /** Calls the server's own API with the signed-in secret as `Authorization: Bearer`. */
-export async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, token = currentToken()): Promise<T> {
-  if (!token) throw new RequestError(401, 'Not signed in.');
+export async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, token: string | null = currentToken()): Promise<T> {
+  const publicRoute = token === null && path.startsWith('/v1/auth/');
+  if (!token && !publicRoute) throw new RequestError(401, 'Not signed in.');
   let res: Response;
   try {
     res = await fetch(path, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: 'omit',
       cache: 'no-store',

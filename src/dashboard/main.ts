@@ -1,5 +1,5 @@
 import './style.css';
-import { call, RequestError } from './api.js';
+import { call, callPublic, RequestError } from './api.js';
 import { byId, fill } from './dom.js';
 import { OperatorView } from './operator.js';
 import { restore, signIn, signOut } from './session.js';
@@ -23,7 +23,14 @@ const who = byId('who');
 const signOutButton = byId<HTMLButtonElement>('sign-out');
 const status = byId('status');
 
+const emailForm = byId<HTMLFormElement>('email-form');
+const emailInput = byId<HTMLInputElement>('email');
+const passwordInput = byId<HTMLInputElement>('password');
+const emailError = byId('email-error');
+
 let view: View | null = null;
+/** The refresh token of an email login, kept in memory only, to end that login on sign-out. */
+let refreshToken: string | null = null;
 let timer: number | undefined;
 let generation = 0;
 
@@ -108,6 +115,8 @@ async function poll(gen: number): Promise<void> {
 
 /** Back to the sign-in form; the secret is forgotten. */
 function end(message?: string): void {
+  if (refreshToken) void callPublic('/v1/auth/logout', { refresh_token: refreshToken }).catch(() => {});
+  refreshToken = null;
   generation++;
   clearTimeout(timer);
   signOut();
@@ -139,6 +148,26 @@ form.addEventListener('submit', (ev) => {
           ? `That token was refused: it is neither this server's admin token nor a valid API key. (${err.message})`
           : `Could not sign in: ${(err as Error).message}`;
       tokenInput.focus();
+    })
+    .finally(() => (button.disabled = false));
+});
+emailForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  emailError.textContent = '';
+  const button = emailForm.querySelector('button[type="submit"]') as HTMLButtonElement;
+  button.disabled = true;
+  callPublic<{ access_token: string; refresh_token: string }>('/v1/auth/login', { email: emailInput.value.trim(), password: passwordInput.value })
+    .then(async (session) => {
+      passwordInput.value = '';
+      await start(session.access_token, remember.checked);
+      refreshToken = session.refresh_token;
+    })
+    .catch((err: unknown) => {
+      emailError.textContent =
+        err instanceof RequestError && err.status === 404
+          ? 'Email sign-in is not enabled on this server (the operator sets SIGNUP_ENABLED=true). Use an API key above.'
+          : `Could not sign in: ${(err as Error).message}`;
+      passwordInput.focus();
     })
     .finally(() => (button.disabled = false));
 });
