@@ -153,7 +153,7 @@ describe('embedding-cache CLI', () => {
     const unknown = await cli('accounts', 'revoke', '--email', 'nobody@example.com');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/No account with email/);
-  });
+  }, 240_000);
 
   it('names every bad configuration value and exits non-zero', async () => {
     const saved = env;
