@@ -283,6 +283,19 @@ describe('the operator', () => {
   });
 });
 
+describe('tokens bound to the tenant id', () => {
+  it('a login token is refused once its tenant is deleted and another takes the name', async () => {
+    const s = await signup('phoenix@example.com');
+    const jwt = (await login('phoenix@example.com')).json().access_token;
+    expect((await call(jwt, 'GET', '/v1/auth/me')).statusCode).toBe(200);
+    expect((await admin('DELETE', `/tenants/${s.tenant}`)).statusCode).toBe(200);
+    expect((await admin('POST', '/tenants', { name: s.tenant })).statusCode).toBe(201);
+    expect((await call(jwt, 'GET', '/v1/auth/me')).statusCode).toBe(401);
+    // The account went with its tenant: the email can sign up again.
+    expect((await signup('phoenix@example.com')).tenant).not.toBe(s.tenant);
+  });
+});
+
 describe('OpenAPI', () => {
   it('describes the auth, keys and providers routes from their zod schemas', async () => {
     const doc = (await t.server.app.inject({ url: '/v1/openapi.json' })).json();
