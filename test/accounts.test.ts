@@ -307,6 +307,9 @@ describe('OpenAPI', () => {
     expect(doc.paths['/v1/auth/login'].post.responses['200'].content['application/json'].schema.properties.token_type).toBeDefined();
     expect(doc.paths['/v1/keys'].get.security).toEqual([{ bearer: [] }]);
     expect(doc.paths['/v1/auth/login'].post.security).toEqual([]);
+    // The operator's verbs are in the admin API's document.
+    const adminDoc = (await admin('GET', '/openapi.json')).json();
+    expect(Object.keys(adminDoc.paths)).toEqual(expect.arrayContaining(['/accounts', '/accounts/revoke']));
   });
 });
 
