@@ -26,6 +26,8 @@ beforeAll(async () => {
     MASTER_KEY: 'b'.repeat(64),
     ADMIN_TOKEN: 'cli-admin-token-0123456789',
     LOG_LEVEL: 'silent',
+    // A loaded machine's lookups can pass the 500 ms default, and a timed-out lookup is a miss: seed's "all cached" would then fail.
+    STORE_LOOKUP_TIMEOUT_MS: '60000',
   };
 });
 
