@@ -162,6 +162,9 @@ export async function createServer(
       flushPending: () => embeddings.flush(),
       onChange,
     });
+    if (config.accounts.signupEnabled && (await tiers.resolve(config.defaultTier)).requestsPerDay === null) {
+      logger.warn({ tier: config.defaultTier }, 'SIGNUP_ENABLED with a DEFAULT_TIER without limits: anyone who signs up gets it; set DEFAULT_TIER=free for a hosted service');
+    }
     const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
     const accounts = createAccountService({
       sql: db.sql,

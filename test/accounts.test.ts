@@ -283,6 +283,19 @@ describe('the operator', () => {
   });
 });
 
+describe('tokens bound to the tenant id', () => {
+  it('a login token is refused once its tenant is deleted and another takes the name', async () => {
+    const s = await signup('phoenix@example.com');
+    const jwt = (await login('phoenix@example.com')).json().access_token;
+    expect((await call(jwt, 'GET', '/v1/auth/me')).statusCode).toBe(200);
+    expect((await admin('DELETE', `/tenants/${s.tenant}`)).statusCode).toBe(200);
+    expect((await admin('POST', '/tenants', { name: s.tenant })).statusCode).toBe(201);
+    expect((await call(jwt, 'GET', '/v1/auth/me')).statusCode).toBe(401);
+    // The account went with its tenant: the email can sign up again.
+    expect((await signup('phoenix@example.com')).tenant).not.toBe(s.tenant);
+  });
+});
+
 describe('OpenAPI', () => {
   it('describes the auth, keys and providers routes from their zod schemas', async () => {
     const doc = (await t.server.app.inject({ url: '/v1/openapi.json' })).json();
@@ -294,6 +307,9 @@ describe('OpenAPI', () => {
     expect(doc.paths['/v1/auth/login'].post.responses['200'].content['application/json'].schema.properties.token_type).toBeDefined();
     expect(doc.paths['/v1/keys'].get.security).toEqual([{ bearer: [] }]);
     expect(doc.paths['/v1/auth/login'].post.security).toEqual([]);
+    // The operator's verbs are in the admin API's document.
+    const adminDoc = (await admin('GET', '/openapi.json')).json();
+    expect(Object.keys(adminDoc.paths)).toEqual(expect.arrayContaining(['/accounts', '/accounts/revoke']));
   });
 });
 

@@ -26,6 +26,8 @@ beforeAll(async () => {
     MASTER_KEY: 'b'.repeat(64),
     ADMIN_TOKEN: 'cli-admin-token-0123456789',
     LOG_LEVEL: 'silent',
+    // A loaded machine's lookups can pass the 500 ms default, and a timed-out lookup is a miss: seed's "all cached" would then fail.
+    STORE_LOOKUP_TIMEOUT_MS: '60000',
   };
 });
 
@@ -153,7 +155,7 @@ describe('embedding-cache CLI', () => {
     const unknown = await cli('accounts', 'revoke', '--email', 'nobody@example.com');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/No account with email/);
-  });
+  }, 240_000);
 
   it('names every bad configuration value and exits non-zero', async () => {
     const saved = env;

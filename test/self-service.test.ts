@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { KeyUsage } from '../src/auth/key-usage.js';
+import { MAX_OWN_KEYS } from '../src/http/routes/self-service.js';
 import { upsertTier } from '../src/store/tiers.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -90,6 +91,17 @@ describe('/v1/keys', () => {
     await usage.flush();
     expect(await lastUsed()).toBe(t0 + 60_000);
     await usage.close();
+  });
+
+  it(`refuses a key past ${MAX_OWN_KEYS} live ones of a tenant`, async () => {
+    const key = await t.key('hoarder');
+    for (let i = 1; i < MAX_OWN_KEYS; i++) expect((await call(key, 'POST', '/keys', {})).statusCode).toBe(201);
+    const refused = await call(key, 'POST', '/keys', {});
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().error.code).toBe('too_many_keys');
+    const one = (await call(key, 'GET', '/keys')).json().data.find((k: { prefix: string }) => k.prefix !== key.slice(0, 11));
+    expect((await call(key, 'DELETE', `/keys/${one.prefix}`)).statusCode).toBe(200);
+    expect((await call(key, 'POST', '/keys', {})).statusCode).toBe(201);
   });
 
   it('refuses malformed bodies and unauthenticated calls', async () => {

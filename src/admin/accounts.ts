@@ -114,8 +114,8 @@ export function createAccountService(deps: AccountDeps) {
     return config.jwtSecret;
   };
 
-  const session = async (account: Pick<AccountRecord, 'tenantName' | 'tier'>, refreshToken: string): Promise<Session> => ({
-    access_token: await mintTenantToken(secret(), { tenant: account.tenantName, tier: account.tier, ttlSeconds: accessTtl }),
+  const session = async (account: Pick<AccountRecord, 'tenantId' | 'tenantName' | 'tier'>, refreshToken: string): Promise<Session> => ({
+    access_token: await mintTenantToken(secret(), { tenant: account.tenantName, tenantId: account.tenantId, tier: account.tier, ttlSeconds: accessTtl }),
     refresh_token: refreshToken,
     token_type: 'bearer',
     expires_in: accessTtl,

@@ -71,7 +71,8 @@ export class ApiKeyAuth {
       throw err;
     }
     const t = await findTenantForToken(this.sql, claims.tenant);
-    if (!t) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
+    // A token bound to a tenant id is refused by a newer tenant of the same name.
+    if (!t || (claims.tenantId !== undefined && claims.tenantId !== t.id)) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
     // The operator revoked the account's sessions: tokens issued until then (to the second) are refused.
     if (t.sessionsRevokedAt && claims.iat <= Math.floor(t.sessionsRevokedAt.getTime() / 1000)) {
       throw unauthenticated('Invalid token: it was revoked by the operator. Log in again.');

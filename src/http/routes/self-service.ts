@@ -37,6 +37,9 @@ const ProviderView = z.object({
 const ProviderList = z.object({ data: z.array(ProviderView) });
 const Deleted = z.object({ deleted: z.literal(true), name: z.string() });
 
+/** Live keys a tenant may hold through self-service (the operator can create more). */
+export const MAX_OWN_KEYS = 50;
+
 const param = (r: FastifyRequest, k: string): string => (r.params as Record<string, string>)[k];
 
 export interface SelfServiceOptions {
@@ -67,6 +70,10 @@ export function selfServiceRouteTable(opts: SelfServiceOptions): DocumentedRoute
       status: 201,
       handler: async (r) => {
         const b = parseBody(CreateKeyBody, r.body ?? {});
+        const live = (await admin.listKeys({ tenant: r.tenant.name })).filter((k) => k.revoked_at === null).length;
+        if (live >= MAX_OWN_KEYS) {
+          throw new DomainError('forbidden', `You have ${live} live keys, the most a tenant may create itself: revoke one first (DELETE /v1/keys/{prefix}).`, { code: 'too_many_keys' });
+        }
         const k = await admin.createKey({ tenant: r.tenant.name, name: b.name });
         return { key: k.key, prefix: k.prefix, name: k.name, created_at: k.created_at };
       },
