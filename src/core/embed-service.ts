@@ -322,11 +322,13 @@ export class EmbedService {
       stopTimer?.();
     } catch (err) {
       metrics?.backendErrors.inc({ backend: backend.name, kind: err instanceof DomainError ? err.kind : 'internal' });
+      // A backend that could not even read its provider's answer refused it: counted like the checks below.
+      if (err instanceof InvalidVectorsError) metrics?.invalidVectors.inc({ backend: backend.name, fault: err.fault });
       throw err;
     }
     const dimsKey = `${ctx.scope.model}\u0000${ctx.scope.modelVersion}`;
     try {
-      const dims = checkVectors(res.vectors, missing.length, spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.name);
+      const dims = checkVectors(res.vectors, missing.length, spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.provider ?? backend.name);
       if (spec.dimensions === null && !this.dimsSeen.has(dimsKey)) this.dimsSeen.set(dimsKey, dims);
     } catch (err) {
       if (err instanceof InvalidVectorsError) metrics?.invalidVectors.inc({ backend: backend.name, fault: err.fault });
