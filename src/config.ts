@@ -30,6 +30,10 @@ const EnvSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   /** Prefix of every Redis key, for a Redis shared with other deployments. */
   REDIS_PREFIX: z.string().min(1).default('ec'),
+  /** A Redis command not answered within this is given up (limits count in-process meanwhile). */
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
+  /** Without Redis: how often usage counters are written to the database (what a crash can lose). */
+  USAGE_FLUSH_MS: positiveInt.default(50),
   UPSTREAM_BASE_URL: z.url({ message: 'must be a URL such as https://api.example.com/v1' }).optional(),
   UPSTREAM_API_KEY: z.string().min(1).optional(),
   /** Models forwarded to the default upstream. */
@@ -104,6 +108,8 @@ export interface Config {
   databasePoolSize: number;
   redisUrl: string | undefined;
   redisPrefix: string;
+  redisCommandTimeoutMs: number;
+  usageFlushMs: number;
   upstream: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -187,6 +193,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    usageFlushMs: e.USAGE_FLUSH_MS,
     upstream: {
       baseUrl: e.UPSTREAM_BASE_URL,
       apiKey: e.UPSTREAM_API_KEY,

@@ -90,7 +90,7 @@ export async function createServer(
   opts: { backends?: BackendEntry[] } = {},
 ): Promise<Server> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
-  const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : null;
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisCommandTimeoutMs }) : null;
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
   if (redis) cleanup.unshift(async () => redis.disconnect());
   try {
@@ -125,6 +125,7 @@ export async function createServer(
     const evictor = new Evictor(db.sql, { ttlDays: config.cacheTtlDays, intervalMs: config.evictionIntervalMs, logger });
     evictor.start();
     const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
+    cleanup.unshift(async () => limits.close());
     let openTenant: TenantContext | null = null;
     if (config.authDisabled) {
       const t = await ensureTenant(db.sql, 'default', config.defaultTier);
