@@ -168,6 +168,11 @@ export class RateLimits {
     return { ...(this.health?.counts ?? { failed: 0, skipped: 0 }) };
   }
 
+  /** Redis's breaker, shared with other per-request Redis users (usage counting). */
+  get redisHealth(): RedisHealth | null {
+    return this.health;
+  }
+
   /** False while the limiter counts in-process only (Redis stalled or away). */
   get redisUsable(): boolean {
     return this.health?.usable ?? false;
