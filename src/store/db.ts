@@ -27,6 +27,7 @@ export interface DatabaseOptions {
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
     const sql = connect(opts.databaseUrl, opts.poolSize);
+    await typesFetchedOnce(sql);
     return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
   }
   const dataDir = path.resolve(opts.dataDir);
@@ -107,6 +108,22 @@ export async function withinMs<T>(p: Promise<T>, ms: number): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * postgres.js reads the server's array types on every new connection, and a connection cut
+ * during that read (a database restarting) rejects a promise nobody handles, which would end
+ * the process. The types are the same for the pool's life and shared by its connections: read
+ * them once, on the first connection, and not on reconnects.
+ */
+async function typesFetchedOnce(sql: Sql): Promise<void> {
+  try {
+    await sql`SELECT 1`;
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw err;
+  }
+  (sql.options as { fetch_types: boolean }).fetch_types = false;
 }
 
 function connect(url: string, max: number): Sql {
