@@ -92,8 +92,11 @@ describe('Redis stalled under load', () => {
       const samples = await run(send);
       expect(samples.filter((s) => s.status !== 200 && s.status !== 429).map((s) => s.status)).toEqual([]);
       expect(samples.filter((s) => s.sentAt > STALL.from && s.sentAt < STALL.to && s.status === 429).length).toBeGreaterThan(0);
-      // Generous: the machine running the suite may be busy; a request held by Redis took 0.5-1 s before.
-      expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(3000);
+      // No hang: the stall adds less than a second to any request (one held by Redis took 0.5-1 s
+      // before, and the next as long again); a machine busy with other work is slow with or without it.
+      const worst = (xs: typeof samples) => Math.max(0, ...xs.map((s) => s.ms));
+      const baseline = worst(samples.filter((s) => s.sentAt < STALL.from));
+      expect(worst(samples.filter((s) => s.sentAt >= STALL.from))).toBeLessThan(1000 + baseline);
     }, 30_000);
   });
 });

@@ -53,7 +53,16 @@ export class RedisUsage {
     const args: (string | number)[] = [];
     for (const c of COUNTERS) args.push(c, d[c]);
     args.push(d.backendMs);
-    return this.redis.ecUsageAdd(this.set, `${this.prefix}:usage:${d.tenantId}|${d.day}|${d.model}`, ...args).then(() => undefined);
+    return this.redis.ecUsageAdd(this.set, `${this.prefix}:usage:${d.tenantId}|${d.day}|${d.model}`, ...args).then(
+      () => undefined,
+      (err: unknown) => {
+        // A timed-out command was written to Redis and runs when Redis gets to it (a stall, a
+        // busy server): counting it in memory as well would count it twice. Only a command
+        // that was never sent (not connected) is handed back.
+        if (err instanceof Error && /timed out/i.test(err.message)) return;
+        throw err;
+      },
+    );
   }
 
   /**
