@@ -30,6 +30,12 @@ const EnvSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   /** Prefix of every Redis key, for a Redis shared with other deployments. */
   REDIS_PREFIX: z.string().min(1).default('ec'),
+  /** A Redis command not answered within this is given up (limits count in-process meanwhile). */
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt.default(100),
+  /** Without Redis: how often usage counters are written to the database (what a crash can lose). */
+  USAGE_FLUSH_MS: positiveInt.default(50),
+  /** With Redis: how often usage counted there is moved to the database. */
+  USAGE_DRAIN_MS: positiveInt.default(1000),
   UPSTREAM_BASE_URL: z.url({ message: 'must be a URL such as https://api.example.com/v1' }).optional(),
   UPSTREAM_API_KEY: z.string().min(1).optional(),
   /** Models forwarded to the default upstream. */
@@ -117,6 +123,9 @@ export interface Config {
   databasePoolSize: number;
   redisUrl: string | undefined;
   redisPrefix: string;
+  redisCommandTimeoutMs: number;
+  usageFlushMs: number;
+  usageDrainMs: number;
   upstream: {
     baseUrl: string | undefined;
     apiKey: string | undefined;
@@ -212,6 +221,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databasePoolSize: e.DATABASE_POOL_SIZE,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    usageFlushMs: e.USAGE_FLUSH_MS,
+    usageDrainMs: e.USAGE_DRAIN_MS,
     upstream: {
       baseUrl: e.UPSTREAM_BASE_URL,
       apiKey: e.UPSTREAM_API_KEY,

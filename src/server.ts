@@ -31,12 +31,13 @@ import { createAccountService } from './admin/accounts.js';
 import { AuthLimits } from './limits/auth-limits.js';
 import { RateLimits } from './limits/rate-limit.js';
 import { connectRedis } from './limits/redis.js';
+import { RedisUsage } from './limits/redis-usage.js';
 import { TierCatalog } from './limits/tier-catalog.js';
 import type { Logger } from './log.js';
 import { openDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { ensureTenant } from './store/tenants.js';
-import type { BackendKind } from './core/domain.js';
+import type { BackendKind, UsageDelta } from './core/domain.js';
 
 export interface Server {
   app: FastifyInstance;
@@ -100,7 +101,7 @@ export async function createServer(
   opts: { backends?: BackendEntry[] } = {},
 ): Promise<Server> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
-  const redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : null;
+  const redis = config.redisUrl ? connectRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisCommandTimeoutMs }) : null;
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
   if (redis) cleanup.unshift(async () => redis.disconnect());
   try {
@@ -120,21 +121,39 @@ export async function createServer(
     cleanup.unshift(async () => tiers.stop());
     const hot = new HotCache(config.hotCacheBytes);
     const sql = db.sql;
+    const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
+    cleanup.unshift(async () => limits.close());
+    // With Redis, usage is counted there per request (a crash loses none) and drained to the database.
+    const health = limits.redisHealth;
+    const redisUsage = redis && health ? new RedisUsage(redis, config.redisPrefix, logger, () => health.usable) : null;
+    const writeUsage = (deltas: UsageDelta[]) => addUsage(sql, deltas);
+    const drainUsage = async () => {
+      await redisUsage?.drain(writeUsage).catch((err: unknown) => logger.warn({ err }, 'usage drain from Redis failed; will retry'));
+    };
     const embeddings = new EmbedService({
       store: {
         lookup: (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
         insert: (rows) => insertVectors(sql, rows),
         recordHits: (counts) => recordHits(sql, counts),
       },
-      usage: { write: (deltas) => addUsage(sql, deltas) },
+      usage: redisUsage ? { write: writeUsage, add: (d) => redisUsage.add(d) } : { write: writeUsage },
       hot,
       metrics,
       logger,
       lookupTimeoutMs: config.storeLookupTimeoutMs,
+      usageFlushIntervalMs: config.usageFlushMs,
     });
+    let drainTimer: NodeJS.Timeout | null = null;
+    if (redisUsage) {
+      drainTimer = setInterval(() => void drainUsage(), config.usageDrainMs);
+      drainTimer.unref();
+      cleanup.unshift(async () => {
+        if (drainTimer) clearInterval(drainTimer);
+        await drainUsage();
+      });
+    }
     const evictor = new Evictor(db.sql, { ttlDays: config.cacheTtlDays, intervalMs: config.evictionIntervalMs, logger });
     evictor.start();
-    const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
     let openTenant: TenantContext | null = null;
     if (config.authDisabled) {
       const t = await ensureTenant(db.sql, 'default', config.defaultTier);
@@ -192,6 +211,7 @@ export async function createServer(
           requests,
           stats: async (request) => {
             await embeddings.flush();
+            await drainUsage();
             return tenantStats(db.sql, request.tenant, config.prices);
           },
         },

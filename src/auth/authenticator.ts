@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { DomainError } from '../core/errors.js';
 import type { TenantContext } from '../core/tenant.js';
-import type { Sql } from '../store/db.js';
+import { isConnectionError, withinMs, type Sql } from '../store/db.js';
 import { findLiveKeyByPrefix } from '../store/api-keys.js';
 import { findTenantForToken } from '../store/accounts.js';
 import { hashApiKey, hashesEqual, keyPrefix, looksLikeApiKey } from './api-key.js';
@@ -22,6 +22,13 @@ interface Verified {
  */
 export class ApiKeyAuth {
   private readonly verified: LRUCache<string, Verified>;
+  /**
+   * Credentials verified once, kept past the TTL for one purpose: while the database is
+   * unreachable a known key keeps working (a never-seen one gets a fast 503, not a 401).
+   */
+  private readonly lastKnown = new LRUCache<string, TenantContext>({ max: 10_000 });
+  /** A credential lookup slower than this is answered 503 (the database is away), not awaited. */
+  storeTimeoutMs = 1000;
 
   constructor(
     private readonly sql: Sql,
@@ -51,12 +58,29 @@ export class ApiKeyAuth {
       if (memo.keyId !== null) this.usage?.used(memo.keyId);
       return memo.tenant;
     }
-    const rec = await findLiveKeyByPrefix(this.sql, keyPrefix(key));
+    let rec;
+    try {
+      rec = await withinMs(findLiveKeyByPrefix(this.sql, keyPrefix(key)), this.storeTimeoutMs);
+    } catch (err) {
+      return this.whileStoreAway(key, err);
+    }
     if (!rec || !hashesEqual(rec.keyHash, hashApiKey(key))) throw invalidKey(key);
     const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic };
     this.verified.set(key, { tenant, keyId: rec.id });
+    this.lastKnown.set(key, tenant);
     this.usage?.used(rec.id);
     return tenant;
+  }
+
+  /** The database failed: a credential verified before still works; anything else is a 503. */
+  private whileStoreAway(memoKey: string, err: unknown): TenantContext {
+    if (!isConnectionError(err)) throw err;
+    const known = this.lastKnown.get(memoKey);
+    if (known) return known;
+    throw new DomainError('unavailable', 'The database is unavailable at the moment, so this key cannot be checked. Retry in a few seconds.', {
+      retryAfterSeconds: 2,
+      cause: err,
+    });
   }
 
   private async authenticateJwt(token: string): Promise<TenantContext> {
@@ -70,7 +94,12 @@ export class ApiKeyAuth {
       if (err instanceof TokenError) throw unauthenticated(`Invalid token: ${err.message}`, err);
       throw err;
     }
-    const t = await findTenantForToken(this.sql, claims.tenant);
+    let t;
+    try {
+      t = await withinMs(findTenantForToken(this.sql, claims.tenant), this.storeTimeoutMs);
+    } catch (err) {
+      return this.whileStoreAway(memoKey, err);
+    }
     // A token bound to a tenant id is refused by a newer tenant of the same name.
     if (!t || (claims.tenantId !== undefined && claims.tenantId !== t.id)) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
     // The operator revoked the account's sessions: tokens issued until then (to the second) are refused.
@@ -80,13 +109,17 @@ export class ApiKeyAuth {
     // The database's tier is authoritative: a downgrade applies to tokens already issued.
     const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
     const ttl = Math.min(this.cacheTtlMs, claims.exp * 1000 - Date.now());
-    if (ttl > 0) this.verified.set(memoKey, { tenant, keyId: null }, { ttl });
+    if (ttl > 0) {
+      this.verified.set(memoKey, { tenant, keyId: null }, { ttl });
+      this.lastKnown.set(memoKey, tenant, { ttl: claims.exp * 1000 - Date.now() });
+    }
     return tenant;
   }
 
   /** Forgets verified keys (after a revoke or a tenant change in this process). */
   forgetAll(): void {
     this.verified.clear();
+    this.lastKnown.clear();
   }
 }
 

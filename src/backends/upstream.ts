@@ -1,6 +1,8 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
+import { z } from 'zod';
 import { base64ToVector } from '../core/codec.js';
 import { DomainError, type DomainErrorDetails } from '../core/errors.js';
+import { InvalidVectorsError } from '../core/vector-check.js';
 import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../core/types.js';
 import { SsrfError } from '../security/ssrf.js';
 import { leanFetch } from './lean-fetch.js';
@@ -35,6 +37,7 @@ export interface UpstreamOptions {
  */
 export class UpstreamEmbedder implements Embedder {
   readonly name = 'upstream';
+  readonly provider: string;
   private readonly client: OpenAI;
   private readonly specs: ModelSpec[];
   private readonly who: Who;
@@ -45,6 +48,7 @@ export class UpstreamEmbedder implements Embedder {
     const host = new URL(opts.baseUrl).host;
     const version = opts.version ?? `api:${host}`;
     this.who = { provider: opts.provider ?? host, owner: opts.owner ?? 'operator' };
+    this.provider = this.who.provider;
     const created = Math.floor(Date.now() / 1000);
     this.specs = opts.models.map((id) => {
       const known = KNOWN_UPSTREAM_MODELS[id];
@@ -87,29 +91,19 @@ export class UpstreamEmbedder implements Embedder {
     const input = allText
       ? inputs.map((i) => (i as { text: string }).text)
       : inputs.map((i) => (i.kind === 'tokens' ? i.ids : i.text));
-    let res;
+    let raw: string;
     try {
-      res = await this.client.embeddings.create(
+      // The raw body, parsed and checked here: a provider's garbage is its fault (a 502), never our 500.
+      const response = await this.client.embeddings
         // Mixed text and token inputs cannot be sent together; the HTTP layer never mixes them.
-        { model, input: input as string[] | number[][], encoding_format: 'base64' },
-      );
+        .create({ model, input: input as string[] | number[][], encoding_format: 'base64' })
+        .asResponse();
+      raw = await response.text();
     } catch (err) {
       throw mapUpstreamError(err, this.who);
     }
-    if (!Array.isArray(res.data) || res.data.length !== inputs.length) {
-      throw new DomainError('upstream_invalid_response', `The provider ${this.who.provider} returned ${res.data?.length ?? 0} embeddings for ${inputs.length} inputs.`, {
-        ...this.who,
-        code: 'upstream_error',
-      });
-    }
-    const vectors = new Array<Float32Array>(inputs.length);
-    for (const d of res.data) {
-      const e = d.embedding as unknown;
-      // Some OpenAI-compatible servers ignore encoding_format and send floats.
-      vectors[d.index] = typeof e === 'string' ? base64ToVector(e) : Float32Array.from(e as number[]);
-    }
-    const tokens = splitTokens(res.usage?.prompt_tokens ?? 0, inputs);
-    return { vectors, tokens };
+    const { vectors, promptTokens } = parseEmbeddingsBody(raw, inputs.length, this.who.provider);
+    return { vectors, tokens: splitTokens(promptTokens, inputs) };
   }
 
   async ready(): Promise<boolean> {
@@ -117,6 +111,64 @@ export class UpstreamEmbedder implements Embedder {
   }
 
   async close(): Promise<void> {}
+}
+
+const finiteOrNot = z.custom<number>((v) => typeof v === 'number', 'expected a number');
+/** OpenAI's /v1/embeddings answer, as far as we rely on it. Values may be non-finite here: the core check names that. */
+const EmbeddingsBody = z.object({
+  data: z.array(
+    z.object({
+      index: z.number().int().min(0),
+      // base64 float32 (what we ask for) or floats (servers that ignore encoding_format)
+      embedding: z.union([z.string(), z.array(finiteOrNot)]),
+    }),
+  ),
+  usage: z.object({ prompt_tokens: z.number().int().min(0).optional() }).nullish(),
+});
+const ErrorBody = z.object({ error: z.union([z.object({ message: z.string() }).loose(), z.string()]) });
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * An upstream's 200 body -> one Float32Array per input, in input order; anything else throws
+ * `upstream_invalid_response` naming the provider and the fault (nothing of it gets cached).
+ * Counts, dimensions and values are checked again, for every backend, in core/vector-check.ts.
+ */
+export function parseEmbeddingsBody(raw: string, expected: number, provider: string): { vectors: Float32Array[]; promptTokens: number } {
+  const bad = (detail: string) => new InvalidVectorsError('malformed', detail, provider);
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw bad(`the body is not JSON (${JSON.stringify(raw.slice(0, 40))}${raw.length > 40 ? '...' : ''})`);
+  }
+  const asError = ErrorBody.safeParse(json);
+  if (asError.success && !(json as { data?: unknown }).data) {
+    const e = asError.data.error;
+    throw bad(`it answered 200 with an error: ${quoted(typeof e === 'string' ? e : e.message)}`);
+  }
+  const parsed = EmbeddingsBody.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw bad(`${issue.path.length > 0 ? issue.path.join('.') : 'the body'}: ${issue.message}`);
+  }
+  const { data, usage } = parsed.data;
+  if (data.length !== expected) throw new InvalidVectorsError('count', `${data.length} embeddings for ${expected} inputs`, provider);
+  const vectors = new Array<Float32Array>(expected);
+  for (const d of data) {
+    if (d.index >= expected) throw bad(`index ${d.index} out of range for ${expected} inputs`);
+    if (vectors[d.index]) throw bad(`index ${d.index} appears twice`);
+    const e = d.embedding;
+    if (typeof e === 'string') {
+      if (e.length % 4 !== 0 || !BASE64.test(e)) throw bad(`embedding ${d.index} is not valid base64 (${e.length} characters)`);
+      const bytes = Buffer.from(e, 'base64');
+      if (bytes.length % 4 !== 0) throw bad(`embedding ${d.index} has ${bytes.length} bytes, not whole float32 values`);
+      vectors[d.index] = base64ToVector(e);
+    } else {
+      vectors[d.index] = Float32Array.from(e);
+    }
+  }
+  // Duplicates were refused and the count matches: every index 0..n-1 is present.
+  return { vectors, promptTokens: usage?.prompt_tokens ?? 0 };
 }
 
 /**

@@ -21,11 +21,16 @@ export class Accumulator<V> {
       onDrop?: (entries: number) => void;
     },
   ) {
-    this.timer = setInterval(() => void this.flush(), opts.intervalMs);
+    this.timer = setInterval(() => {
+      // After failed writes, wait (up to 5 s) before the next try: a short interval must not hammer a store that is away.
+      if (performance.now() >= this.retryAt) void this.flushOnce();
+    }, opts.intervalMs);
     this.timer.unref();
   }
 
   private dropped = 0;
+  private failures = 0;
+  private retryAt = 0;
 
   add(key: string, value: V): void {
     const cur = this.pending.get(key);
@@ -45,23 +50,31 @@ export class Accumulator<V> {
     return this.pending.size;
   }
 
-  /** Writes what is pending now (after any write already running). */
-  flush(): Promise<void> {
-    // A write already running took only what was pending when it started: wait for it, then
-    // write what came since, so a caller's flush covers everything added before it was called.
-    if (this.flushing) return this.flushing.then(() => this.flush());
+  /** Writes what is pending now (after a write in flight, which may not hold the newest entries). */
+  async flush(): Promise<void> {
+    if (this.flushing) await this.flushing;
+    return this.flushOnce();
+  }
+
+  /** One write of what is pending; concurrent calls share it. */
+  private flushOnce(): Promise<void> {
+    if (this.flushing) return this.flushing;
     if (this.pending.size === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = new Map();
     this.flushing = this.opts
       .write([...batch.values()])
       .then(() => {
+        this.failures = 0;
+        this.retryAt = 0;
         if (this.dropped === 0) return;
         this.opts.logger.warn({ accumulator: this.opts.name, dropped: this.dropped }, 'store back: counter entries were dropped while it was away');
         this.dropped = 0;
       })
       .catch((err: unknown) => {
-        this.opts.logger.warn({ err, accumulator: this.opts.name, entries: batch.size }, 'batched write failed; will retry');
+        this.failures++;
+        this.retryAt = performance.now() + Math.min(5000, 100 * 2 ** this.failures);
+        if (this.failures === 1) this.opts.logger.warn({ err, accumulator: this.opts.name, entries: batch.size }, 'batched write failed; will retry');
         for (const [k, v] of batch) this.add(k, v);
       })
       .finally(() => {

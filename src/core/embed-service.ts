@@ -44,8 +44,10 @@ export interface EmbedServiceDeps {
   hot: HotCache;
   metrics?: Metrics;
   logger: Logger;
-  /** How often batched hit counters and usage are written. */
+  /** How often batched hit counters are written. */
   flushIntervalMs?: number;
+  /** How often usage is written: what a crash can lose when usage is counted only here (default: flushIntervalMs). */
+  usageFlushIntervalMs?: number;
   /** A store lookup slower than this counts as a miss: the cache is an optimisation, not a dependency. */
   lookupTimeoutMs?: number;
   /** After a failed or timed-out lookup, skip lookups for this long (one probe at a time) instead of piling up queries. */
@@ -120,7 +122,7 @@ export class EmbedService {
     });
     this.usage = new Accumulator<UsageDelta>({
       name: 'usage',
-      intervalMs,
+      intervalMs: deps.usageFlushIntervalMs ?? intervalMs,
       merge: (a, b) => {
         a.requests += b.requests;
         a.inputs += b.inputs;
@@ -322,11 +324,13 @@ export class EmbedService {
       stopTimer?.();
     } catch (err) {
       metrics?.backendErrors.inc({ backend: backend.name, kind: err instanceof DomainError ? err.kind : 'internal' });
+      // A backend that could not even read its provider's answer refused it: counted like the checks below.
+      if (err instanceof InvalidVectorsError) metrics?.invalidVectors.inc({ backend: backend.name, fault: err.fault });
       throw err;
     }
     const dimsKey = `${ctx.scope.model}\u0000${ctx.scope.modelVersion}`;
     try {
-      const dims = checkVectors(res.vectors, missing.length, spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.name);
+      const dims = checkVectors(res.vectors, missing.length, spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.provider ?? backend.name);
       if (spec.dimensions === null && !this.dimsSeen.has(dimsKey)) this.dimsSeen.set(dimsKey, dims);
     } catch (err) {
       if (err instanceof InvalidVectorsError) metrics?.invalidVectors.inc({ backend: backend.name, fault: err.fault });
@@ -398,7 +402,11 @@ export class EmbedService {
 
   private recordUsage(tenantId: number, model: string, d: Omit<UsageDelta, 'tenantId' | 'day' | 'model'>): void {
     const day = utcDay();
-    this.usage.add(`${tenantId}|${day}|${model}`, { tenantId, day, model, ...d });
+    const delta: UsageDelta = { tenantId, day, model, ...d };
+    const key = `${tenantId}|${day}|${model}`;
+    // Counted durably per request where the sink can (Redis), else batched here.
+    if (this.deps.usage.add) this.deps.usage.add(delta).catch(() => this.usage.add(key, delta));
+    else this.usage.add(key, delta);
   }
 
   /** Writes pending rows and counters now (stats readers want fresh numbers). */

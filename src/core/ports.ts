@@ -14,7 +14,13 @@ export interface VectorStore {
 }
 
 export interface UsageSink {
+  /** Writes batched deltas to the database. */
   write(deltas: UsageDelta[]): Promise<void>;
+  /**
+   * Counts one request's usage durably at once (Redis), when configured. A rejection hands the
+   * delta back: it is then batched in memory and written with write().
+   */
+  add?(delta: UsageDelta): Promise<void>;
 }
 
 /** Charges computed tokens to a tenant's tokens-per-minute limit (after the fact). */

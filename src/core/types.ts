@@ -59,6 +59,8 @@ export interface EmbedResult {
 export interface Embedder {
   /** Short name for logs and metrics, e.g. `onnx` or `upstream`. */
   readonly name: string;
+  /** How errors name where vectors came from (an upstream's host); `name` when absent. */
+  readonly provider?: string;
   /** The models this backend serves. */
   models(): ModelSpec[];
   /** Computes vectors for `inputs` with the model `model` (a ModelSpec id). */

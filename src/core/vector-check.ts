@@ -7,7 +7,8 @@ import { DomainError } from './errors.js';
 export const MAX_ABS_COMPONENT = 1e6;
 
 /** Why a backend's answer was refused, for the 502 message and the metric label. */
-export type VectorFault = 'count' | 'type' | 'dimension' | 'non_finite' | 'too_large' | 'zero_norm';
+/** `malformed`: the answer itself could not be read (not JSON, an error body, duplicate index, bad base64): backends throw it. */
+export type VectorFault = 'malformed' | 'count' | 'type' | 'dimension' | 'non_finite' | 'too_large' | 'zero_norm';
 
 export class InvalidVectorsError extends DomainError {
   constructor(

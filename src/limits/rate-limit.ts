@@ -1,4 +1,4 @@
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import { DomainError, type LimitWindow, type LimitWindows } from '../core/errors.js';
 import type { Tier } from '../core/domain.js';
@@ -11,9 +11,134 @@ export type LimitState = LimitWindows;
 export type LimitDecision = 'allowed' | 'limited';
 
 interface TierLimiters {
-  day: RateLimiterAbstract | null;
-  burst: RateLimiterAbstract | null;
-  tokens: RateLimiterAbstract | null;
+  day: ResilientLimiter | null;
+  burst: ResilientLimiter | null;
+  tokens: ResilientLimiter | null;
+}
+
+/**
+ * Whether Redis is worth asking. A failed or timed-out command (a stalled or dead Redis) opens
+ * the breaker: requests count in-process at once, at no cost, and a background PING closes it
+ * again when Redis answers. Only requests already waiting on Redis when it stalled pay the
+ * command timeout.
+ */
+export class RedisHealth {
+  private down = false;
+  /** Commands that failed or timed out, and decisions made in-process without asking Redis. */
+  readonly counts = { failed: 0, skipped: 0 };
+  /** When the breaker last closed: in-process counts stay enforced for a window after it. */
+  private recoveredAt = -Infinity;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly probeMs = 200,
+  ) {}
+
+  get usable(): boolean {
+    return !this.down && this.redis.status === 'ready';
+  }
+
+  /**
+   * True while Redis is away, and for one `windowMs` after it came back: what this process
+   * admitted meanwhile was counted only in memory, so memory must agree too or a second full
+   * burst would get in when Redis returns.
+   */
+  recent(windowMs: number): boolean {
+    return this.down || this.redis.status !== 'ready' || performance.now() - this.recoveredAt < windowMs;
+  }
+
+  failed(): void {
+    this.counts.failed++;
+    if (this.down) return;
+    this.down = true;
+    this.probe();
+  }
+
+  private probe(): void {
+    this.timer = setTimeout(() => {
+      this.redis.ping().then(
+        () => {
+          this.down = false;
+          this.timer = null;
+          this.recoveredAt = performance.now();
+        },
+        () => this.probe(),
+      );
+    }, this.probeMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+}
+
+/**
+ * One window, counted in Redis (global across instances) and always in memory too (this
+ * process's share, a lower bound of the global count). Redis decides while it answers; while
+ * it does not, memory decides; right after it returns both must allow (see RedisHealth.recent).
+ */
+class ResilientLimiter {
+  private readonly memory: RateLimiterMemory;
+  private readonly shared: RateLimiterRedis | null;
+
+  constructor(
+    keyPrefix: string,
+    points: number,
+    private readonly duration: number,
+    private readonly health: RedisHealth | null,
+    redis: Redis | null,
+  ) {
+    this.memory = new RateLimiterMemory({ keyPrefix, points, duration });
+    // Without an insurance limiter of its own: the fallback is decided here (breaker, both counts).
+    this.shared = redis ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, rejectIfRedisNotReady: true }) : null;
+  }
+
+  async consume(key: string): Promise<RateLimiterRes> {
+    const local = this.memory.consume(key).then(
+      (r) => ({ ok: true as const, r }),
+      (r: unknown) => ({ ok: false as const, r: asRes(r) }),
+    );
+    const health = this.health;
+    if (!this.shared || !health) return unwrap(await local);
+    if (!health.usable) {
+      health.counts.skipped++;
+      return unwrap(await local);
+    }
+    let shared: RateLimiterRes;
+    try {
+      shared = await this.shared.consume(key);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) throw err;
+      health.failed();
+      return unwrap(await local);
+    }
+    const mine = await local;
+    if (!mine.ok && health.recent(this.duration * 1000)) throw mine.r;
+    return shared;
+  }
+
+  async get(key: string): Promise<RateLimiterRes | null> {
+    if (this.shared && this.health?.usable) {
+      try {
+        return await this.shared.get(key);
+      } catch {
+        this.health.failed();
+      }
+    }
+    return this.memory.get(key);
+  }
+
+  penalty(key: string, points: number): void {
+    void this.memory.penalty(key, points).catch(() => {});
+    if (this.shared && this.health?.usable) this.shared.penalty(key, points).catch(() => this.health?.failed());
+  }
+}
+
+function unwrap(x: { ok: boolean; r: RateLimiterRes }): RateLimiterRes {
+  if (!x.ok) throw x.r;
+  return x.r;
 }
 
 /**
@@ -21,19 +146,41 @@ interface TierLimiters {
  * Counting rules: every authenticated /v1 request costs one request (hit or miss, one input or
  * 2048); tokens are charged for misses only (what the backend computed), after the response is
  * known, so one request may overshoot the token budget; the next is refused.
- * With Redis the budget is global across instances; when Redis fails, an in-process
- * "insurance" limiter with the same budget takes over and the service keeps serving.
+ * With Redis the budget is global across instances; when Redis fails or stalls, in-process
+ * counts with the same budget take over at once (see RedisHealth) and the service keeps serving.
  */
 export class RateLimits {
   private readonly byTier = new Map<string, TierLimiters>();
   /** Per Tier object (the catalogue keeps them until a refresh): no signature string per request. */
   private readonly byTierObject = new WeakMap<Tier, TierLimiters>();
+  private readonly health: RedisHealth | null;
 
   constructor(
     private readonly redis: Redis | null,
     private readonly keyPrefix: string,
     private readonly onDecision: (d: LimitDecision, window: string) => void = () => {},
-  ) {}
+  ) {
+    this.health = redis ? new RedisHealth(redis) : null;
+  }
+
+  /** Redis commands that failed or timed out, and decisions made in-process without asking it. */
+  get redisCounts(): { failed: number; skipped: number } {
+    return { ...(this.health?.counts ?? { failed: 0, skipped: 0 }) };
+  }
+
+  /** Redis's breaker, shared with other per-request Redis users (usage counting). */
+  get redisHealth(): RedisHealth | null {
+    return this.health;
+  }
+
+  /** False while the limiter counts in-process only (Redis stalled or away). */
+  get redisUsable(): boolean {
+    return this.health?.usable ?? false;
+  }
+
+  close(): void {
+    this.health?.stop();
+  }
 
   private limiters(tier: Tier): TierLimiters {
     const known = this.byTierObject.get(tier);
@@ -52,12 +199,9 @@ export class RateLimits {
     return l;
   }
 
-  private make(prefix: string, points: number | null, duration: number): RateLimiterAbstract | null {
+  private make(prefix: string, points: number | null, duration: number): ResilientLimiter | null {
     if (points === null) return null;
-    const keyPrefix = `${this.keyPrefix}:${prefix}`;
-    const memory = new RateLimiterMemory({ keyPrefix, points, duration });
-    if (!this.redis) return memory;
-    return new RateLimiterRedis({ storeClient: this.redis, keyPrefix, points, duration, insuranceLimiter: memory });
+    return new ResilientLimiter(`${this.keyPrefix}:${prefix}`, points, duration, this.health, this.redis);
   }
 
   /**
@@ -103,8 +247,8 @@ export class RateLimits {
   chargeTokens(tenantId: number, tier: Tier, tokens: number): void {
     const l = this.limiters(tier);
     if (!l.tokens || tokens <= 0) return;
-    // Redis and insurance both failing loses one charge, never a response.
-    l.tokens.penalty(String(tenantId), tokens).catch(() => {});
+    // A Redis failure loses the shared charge (memory has it), never a response.
+    l.tokens.penalty(String(tenantId), tokens);
   }
 }
 

@@ -2,17 +2,20 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 
 /**
- * The shared limiter store. Commands fail fast while Redis is down (no offline queue), so the
- * rate limiter's in-process insurance takes over at once instead of requests hanging.
+ * The shared limiter store. Commands fail fast while Redis is down (no offline queue) and time
+ * out within `commandTimeoutMs` while it is stalled, so in-process counting takes over at once
+ * instead of requests hanging.
  */
-export function connectRedis(url: string, logger: Logger): Redis {
+export function connectRedis(url: string, logger: Logger, opts: { commandTimeoutMs?: number } = {}): Redis {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     // Commands issued in the same tick (a request's limiter windows, concurrent requests) share one write.
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
-    commandTimeout: 500,
+    // A stalled Redis (paused, swapping) keeps its socket open: only a timeout notices. Short, as
+    // loopback/LAN answers take well under a millisecond and the limiter then counts in-process.
+    commandTimeout: opts.commandTimeoutMs ?? 100,
     retryStrategy: (times) => Math.min(times * 200, 2000),
   });
   let lastLog = 0;

@@ -27,6 +27,7 @@ export interface DatabaseOptions {
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.databaseUrl) {
     const sql = connect(opts.databaseUrl, opts.poolSize);
+    await typesFetchedOnce(sql);
     return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
   }
   const dataDir = path.resolve(opts.dataDir);
@@ -84,10 +85,54 @@ function answers(socketPath: string): Promise<boolean> {
   });
 }
 
+/** postgres.js and server error codes that mean "the database is not reachable", not "this query is wrong". */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
+
+/** True for a failure to reach the database (refused, cut, shutting down), as opposed to a failing query. */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  // 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now
+  return CONNECTION_CODES.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03';
+}
+
+/** `p`, or a rejection with code CONNECT_TIMEOUT once `ms` have passed (the query may still settle later). */
+export async function withinMs<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${ms} ms`), { code: 'CONNECT_TIMEOUT' })), ms);
+  });
+  p.catch(() => {}); // it may settle after the deadline
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * postgres.js reads the server's array types on every new connection, and a connection cut
+ * during that read (a database restarting) rejects a promise nobody handles, which would end
+ * the process. The types are the same for the pool's life and shared by its connections: read
+ * them once, on the first connection, and not on reconnects.
+ */
+async function typesFetchedOnce(sql: Sql): Promise<void> {
+  try {
+    await sql`SELECT 1`;
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw err;
+  }
+  (sql.options as { fetch_types: boolean }).fetch_types = false;
+}
+
 function connect(url: string, max: number): Sql {
   return postgres(url, {
     max,
     onnotice: () => {},
+    // postgres.js waits 30 s for a connection by default: during an outage every query would
+    // hang that long. Fail in 2 s (callers on the request path give up sooner still).
+    connect_timeout: 2,
     // Server-side prepared statements: every hot query is parsed once per connection.
     prepare: true,
     connection: { application_name: 'embedding-cache' },

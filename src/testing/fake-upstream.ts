@@ -24,9 +24,33 @@ export interface FakeUpstreamStats {
   calls: number;
   inputs: number;
   failures: number;
+  /** Calls answered with bad vectors (corruptNext). */
+  corrupted: number;
   /** Input counts of each successful call, in order. */
   batchSizes: number[];
 }
+
+/**
+ * Ways the fake answers 200 with something that must not be cached. `infinity` is sent as the
+ * JSON number `1e999` (float format), `nan` through base64 (JSON cannot carry NaN).
+ */
+export const BAD_VECTOR_MODES = [
+  'wrong_length',
+  'mixed_lengths',
+  'nan',
+  'infinity',
+  'zeros',
+  'huge',
+  'empty',
+  'strings',
+  'duplicate_index',
+  'missing_index',
+  'null_embedding',
+  'bad_base64',
+  'garbage',
+  'error_body',
+] as const;
+export type BadVectorMode = (typeof BAD_VECTOR_MODES)[number];
 
 export interface FakeUpstream {
   url: string;
@@ -35,6 +59,8 @@ export interface FakeUpstream {
   setLatency(ms: number): void;
   /** The next `count` calls answer `status` with an OpenAI error body. */
   failNext(status: number, count?: number): void;
+  /** The next `count` calls answer 200 with `mode`'s bad vectors (also `POST /_fake/corrupt {"mode","count"}`). */
+  corruptNext(mode: BadVectorMode, count?: number): void;
   close(): Promise<void>;
 }
 
@@ -74,7 +100,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   const maxBatch = opts.maxBatch ?? 2048;
   let latencyMs = opts.latencyMs ?? 0;
   let failures: { status: number; count: number } | null = null;
-  let stats: FakeUpstreamStats = { calls: 0, inputs: 0, failures: 0, batchSizes: [] };
+  let corrupt: { mode: BadVectorMode; count: number } | null = null;
+  let stats: FakeUpstreamStats = { calls: 0, inputs: 0, failures: 0, corrupted: 0, batchSizes: [] };
 
   const send = (res: http.ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
@@ -87,6 +114,12 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
   const handle = (req: http.IncomingMessage, res: http.ServerResponse, raw: string) => {
     const url = req.url ?? '';
     if (req.method === 'GET' && url.startsWith('/_fake/stats')) return send(res, 200, stats);
+    if (req.method === 'POST' && url === '/_fake/corrupt') {
+      const { mode, count } = JSON.parse(raw || '{}') as { mode?: string; count?: number };
+      if (!BAD_VECTOR_MODES.includes(mode as BadVectorMode)) return fail(res, 400, `mode must be one of ${BAD_VECTOR_MODES.join(', ')}`);
+      corrupt = { mode: mode as BadVectorMode, count: count ?? 1 };
+      return send(res, 200, { ok: true });
+    }
     if (url === '/v1/models' && req.method === 'GET') {
       return send(res, 200, { object: 'list', data: Object.keys(models).map((id) => ({ id, object: 'model', created: 0, owned_by: 'fake' })) });
     }
@@ -131,7 +164,71 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       const embedding = body.encoding_format === 'base64' ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') : Array.from(v);
       return { object: 'embedding', index, embedding };
     });
-    send(res, 200, { object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    const usage = { prompt_tokens: tokens, total_tokens: tokens };
+    if (corrupt && corrupt.count > 0) {
+      corrupt.count--;
+      stats.corrupted++;
+      return sendCorrupt(res, corrupt.mode, data, body.model!, usage, body.encoding_format === 'base64');
+    }
+    send(res, 200, { object: 'list', data, model: body.model, usage });
+  };
+
+  const sendCorrupt = (
+    res: http.ServerResponse,
+    mode: BadVectorMode,
+    good: { object: string; index: number; embedding: unknown }[],
+    model: string,
+    usage: unknown,
+    base64: boolean,
+  ) => {
+    const enc = (v: ArrayLike<number>) => {
+      const f = Float32Array.from(v);
+      return base64 ? Buffer.from(f.buffer).toString('base64') : Array.from(f);
+    };
+    const dims = (i: number) => {
+      const e = good[i].embedding;
+      return typeof e === 'string' ? Buffer.from(e, 'base64').length / 4 : (e as number[]).length;
+    };
+    const each = (f: (i: number) => unknown) => good.map((d, i) => ({ ...d, embedding: f(i) }));
+    const list = (data: unknown[]) => ({ object: 'list', data, model, usage });
+    const text = (t: string) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(t) });
+      res.end(t);
+    };
+    switch (mode) {
+      case 'wrong_length':
+        return send(res, 200, list(each((i) => enc(new Float32Array(Math.max(1, dims(i) - 1)).fill(0.1)))));
+      case 'mixed_lengths':
+        // Vector 0 keeps its length, the others lose half: one input alone gets a length of its own.
+        return send(res, 200, list(each((i) => enc(new Float32Array(i === 0 && good.length > 1 ? dims(i) : Math.ceil(dims(i) / 2)).fill(0.1)))));
+      case 'nan':
+        return send(res, 200, list(each((i) => Buffer.from(new Float32Array(dims(i)).fill(Number.NaN).buffer).toString('base64'))));
+      case 'infinity': {
+        // JSON.stringify cannot write it; 1e999 is valid JSON that every parser reads as Infinity.
+        const data = good.map((d, i) => `{"object":"embedding","index":${d.index},"embedding":[1e999${',0.1'.repeat(dims(i) - 1)}]}`);
+        return text(`{"object":"list","data":[${data.join(',')}],"model":${JSON.stringify(model)},"usage":${JSON.stringify(usage)}}`);
+      }
+      case 'zeros':
+        return send(res, 200, list(each((i) => enc(new Float32Array(dims(i))))));
+      case 'huge':
+        return send(res, 200, list(each((i) => enc(new Float32Array(dims(i)).fill(1e30)))));
+      case 'empty':
+        return send(res, 200, list(each(() => (base64 ? '' : []))));
+      case 'strings':
+        return send(res, 200, list(each((i) => Array.from({ length: dims(i) }, () => 'x'))));
+      case 'duplicate_index':
+        return send(res, 200, list(good.map((d) => ({ ...d, index: 0 }))));
+      case 'missing_index':
+        return send(res, 200, list(good.map((d) => ({ ...d, index: d.index + 1 }))));
+      case 'null_embedding':
+        return send(res, 200, list(each(() => null)));
+      case 'bad_base64':
+        return send(res, 200, list(each((i) => Buffer.from(new Float32Array(dims(i)).fill(0.1).buffer).toString('base64').slice(0, -1))));
+      case 'garbage':
+        return text('{"object":"list","data":[{"index":0,"embedding":"AAAA');
+      case 'error_body':
+        return send(res, 200, { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } });
+    }
   };
 
   const server = http.createServer((req, res) => {
@@ -151,11 +248,13 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     url: `http://${host}:${addr.port}/v1`,
     stats: () => ({ ...stats, batchSizes: [...stats.batchSizes] }),
     reset: () => {
-      stats = { calls: 0, inputs: 0, failures: 0, batchSizes: [] };
+      stats = { calls: 0, inputs: 0, failures: 0, corrupted: 0, batchSizes: [] };
       failures = null;
+      corrupt = null;
     },
     setLatency: (ms) => void (latencyMs = ms),
     failNext: (status, count = 1) => void (failures = { status, count }),
+    corruptNext: (mode, count = 1) => void (corrupt = { mode, count }),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

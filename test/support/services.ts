@@ -23,6 +23,19 @@ export interface RunningService {
 export interface RunningPostgres extends RunningService {
   /** `postgres --version`, for reports. */
   version: string;
+  /** Stops the server (fast shutdown: connections are cut), keeping its data, for an outage. */
+  pause(): Promise<void>;
+  /** Starts it again on the same port and data after pause(). */
+  resume(): Promise<void>;
+}
+
+export interface RunningRedis extends RunningService {
+  /** The redis-server process, for SIGSTOP/SIGCONT. */
+  pid: number;
+  /** SIGSTOP: the socket stays open but nothing is answered (a stalled Redis). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 /** Every child still running, so that exit paths can stop them. */
@@ -150,10 +163,23 @@ export async function startPostgres({ logDir, settings = {} }: PostgresOptions =
     '-D', data, '-p', String(port), '-h', '127.0.0.1', '-k', dir,
     ...Object.entries(all).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
   ]);
-  const child = spawnTracked(cmd, args, { logFile: logDir ? path.join(logDir, 'postgres.log') : undefined });
-  await waitFor(() => canConnect(port), 'PostgreSQL', 30_000, child);
-  // Accepting TCP is not yet accepting queries: wait for the startup to finish.
-  await sleep(300);
+  const launch = async () => {
+    const c = spawnTracked(cmd, args, { logFile: logDir ? path.join(logDir, 'postgres.log') : undefined });
+    await waitFor(() => canConnect(port), 'PostgreSQL', 30_000, c);
+    // Accepting TCP is not yet accepting queries: wait for the startup to finish.
+    await sleep(300);
+    return c;
+  };
+  // pg_ctl signals the postmaster through its own PID file: the runuser wrapper (as root)
+  // does not pass signals on, so signalling the child alone could leave postgres running.
+  const halt = async (c: ChildProcess) => {
+    const [pc, pa] = asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, 'stop', '-m', 'fast', '-t', '30']);
+    await execFileAsync(pc, pa, { timeout: 35_000 }).catch(() => {
+      /* not running any more; the signal below is the fallback */
+    });
+    await stopChild(c, 'SIGINT');
+  };
+  let child: ChildProcess | null = await launch();
   let version = 'unknown';
   try {
     version = execFileSync(path.join(bin, 'postgres'), ['--version'], { encoding: 'utf8' }).trim();
@@ -164,29 +190,38 @@ export async function startPostgres({ logDir, settings = {} }: PostgresOptions =
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     version,
     async stop() {
-      // pg_ctl signals the postmaster through its own PID file: the runuser wrapper (as root)
-      // does not pass signals on, so signalling the child alone could leave postgres running.
-      const [c, a] = asPostgres(path.join(bin, 'pg_ctl'), ['-D', data, 'stop', '-m', 'fast', '-t', '30']);
-      await execFileAsync(c, a, { timeout: 35_000 }).catch(() => {
-        /* not running any more; the signal below is the fallback */
-      });
-      await stopChild(child, 'SIGINT');
+      if (child) await halt(child);
+      child = null;
       rmSync(dir, { recursive: true, force: true });
+    },
+    async pause() {
+      if (child) await halt(child);
+      child = null;
+    },
+    async resume() {
+      child ??= await launch();
     },
   };
 }
 
 /** A throw-away Redis (no persistence) on a free loopback port. */
-export async function startRedis({ logDir }: { logDir?: string } = {}): Promise<RunningService> {
+export async function startRedis({ logDir }: { logDir?: string } = {}): Promise<RunningRedis> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ec-redis-'));
   const port = await freePort();
   const child = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     logFile: logDir ? path.join(logDir, 'redis.log') : undefined,
   });
   await waitFor(() => canConnect(port), 'Redis (redis-server; apt-get install -y redis-server, or set TEST_REDIS_URL)', 30_000, child);
+  const signal = (sig: NodeJS.Signals) => {
+    if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, sig);
+  };
   return {
     url: `redis://127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
     async stop() {
+      signal('SIGCONT'); // a paused redis-server would not act on SIGTERM
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
     },

@@ -82,7 +82,12 @@ export async function createOnnxEmbedder(options: OnnxEmbedderOptions): Promise<
     for (const dir of dirs) {
       const runners: WorkerRunner[] = [];
       try {
-        for (let i = 0; i < sessions; i++) runners.push(await WorkerRunner.start(dir.onnxPath, sessionConfig));
+        const onEvent: Parameters<typeof WorkerRunner.start>[2] = ({ event, err, attempt }) => {
+          const log = options.logger;
+          if (event === 'restarted') log?.info({ model: dir.id, attempt }, 'local model worker restarted');
+          else log?.error({ err, model: dir.id, attempt }, event === 'died' ? 'local model worker died; restarting it' : 'restarting the local model worker failed; trying again');
+        };
+        for (let i = 0; i < sessions; i++) runners.push(await WorkerRunner.start(dir.onnxPath, sessionConfig, onEvent));
       } catch (err) {
         await Promise.allSettled(runners.map((r) => r.close()));
         throw err;
@@ -139,6 +144,11 @@ export class OnnxEmbedder implements Embedder {
 
   async ready(): Promise<boolean> {
     return this.pool.alive && this.loaded.every((m) => m.runners.every((r) => r.alive));
+  }
+
+  /** Test hook: ends every session worker as a crash would (they are restarted with backoff). */
+  async crashWorkers(): Promise<void> {
+    await Promise.all(this.loaded.flatMap((m) => m.runners.map((r) => r.crash())));
   }
 
   /** Queue and batch counters per base model id, for /metrics. */

@@ -30,3 +30,21 @@ describe('worker RPC errors', () => {
     expect(plain.message).toBe('boom');
   });
 });
+
+describe('a worker that dies', () => {
+  it('fails its calls in flight as unavailable with a retry hint, and tells its owner once', async () => {
+    const { WorkerClient } = await import('./worker-rpc.js');
+    const client = await WorkerClient.start<number, number, unknown>(new URL('../../../test/fixtures/workers/silent.mjs', import.meta.url), {});
+    const deaths: Error[] = [];
+    client.onDeath((e) => deaths.push(e));
+    const inFlight = client.call(1);
+    await client.kill();
+    const err = await inFlight.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ kind: 'unavailable', details: { retryAfterSeconds: 1 } });
+    expect(client.alive).toBe(false);
+    expect(deaths).toHaveLength(1);
+    await client.close();
+    expect(deaths).toHaveLength(1);
+  });
+});

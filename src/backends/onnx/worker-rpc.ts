@@ -34,6 +34,7 @@ export class WorkerClient<Req, Res, Info> {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: Res) => void; reject: (e: Error) => void }>();
   private death: Error | null = null;
+  private readonly deathListeners: ((err: Error) => void)[] = [];
 
   private constructor(
     private readonly worker: Worker,
@@ -43,6 +44,16 @@ export class WorkerClient<Req, Res, Info> {
     worker.on('message', (reply: Reply) => this.settle(reply));
     worker.on('error', (err) => this.die(err));
     worker.on('exit', (code) => this.die(new Error(`worker exited (code ${code})`)));
+  }
+
+  /** Called once if the worker dies other than by close() (crash, exit, terminate()). */
+  onDeath(fn: (err: Error) => void): void {
+    this.deathListeners.push(fn);
+  }
+
+  /** Ends the worker as a crash would (its calls fail, onDeath runs): for tests of recovery. */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
   }
 
   /** Starts the worker and waits for its init to succeed; its init error is thrown here. */
@@ -98,9 +109,15 @@ export class WorkerClient<Req, Res, Info> {
   }
 
   private die(err: Error): void {
+    const first = this.death === null;
     this.death ??= err;
-    for (const call of this.pending.values()) call.reject(this.death);
+    // Calls in flight when a worker dies are retryable: it is restarted (see WorkerRunner).
+    const gone = first
+      ? new DomainError('unavailable', `The local model worker stopped (${err.message}) and is being restarted. Retry shortly.`, { retryAfterSeconds: 1, cause: err })
+      : this.death;
+    for (const call of this.pending.values()) call.reject(gone);
     this.pending.clear();
+    if (first) for (const fn of this.deathListeners) fn(err);
   }
 }
 
