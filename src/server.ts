@@ -14,7 +14,8 @@ import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
-import { reactInProcess } from './admin/changes.js';
+import { ChangeFeed } from './admin/broadcast.js';
+import { forgetEverything, reactInProcess } from './admin/changes.js';
 import { createAdminService } from './admin/service.js';
 import { buildApp } from './http/app.js';
 import { VectorTextCache } from './http/openai-response.js';
@@ -45,6 +46,8 @@ export interface Server {
   tiers: TierCatalog;
   auth: ApiKeyAuth;
   evictor: Evictor;
+  /** Admin changes to and from every other process. */
+  changes: ChangeFeed;
   close(): Promise<void>;
 }
 
@@ -144,11 +147,25 @@ export async function createServer(
     const models = new ModelAccess(registry, providers);
     const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret);
     const requests = new EmbedRequests({ models, embeddings, tokens: limits });
+    // Every change, made here or by any other process (server or CLI), reaches these caches.
+    const caches = { auth, embeddings, tiers, providers };
+    const changes = new ChangeFeed({
+      sql: db.sql,
+      // NOTIFY does not cross connections on the embedded store: poll its log often instead.
+      listen: db.kind === 'postgres',
+      reconcileMs: db.kind === 'postgres' ? 5000 : 200,
+      apply: reactInProcess(caches),
+      resetAll: () => forgetEverything(caches),
+      logger,
+      publishWaitMs: config.changeWaitMs,
+    });
+    await changes.start();
+    cleanup.unshift(() => changes.stop());
     const admin = createAdminService({
       sql: db.sql,
       config,
       flushPending: () => embeddings.flush(),
-      onChange: reactInProcess({ auth, embeddings, tiers, providers }),
+      onChange: (change) => changes.publish(change),
     });
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
@@ -194,6 +211,7 @@ export async function createServer(
       tiers,
       auth,
       evictor,
+      changes,
       async close() {
         await app.close();
         await evictor.stop();

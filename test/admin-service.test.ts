@@ -131,10 +131,10 @@ describe('admin service', () => {
   it('maps each change to the in-process caches it makes stale', async () => {
     const calls: string[] = [];
     const react = reactInProcess({
-      auth: { forgetAll: () => void calls.push('auth') },
-      embeddings: { dropHotCache: () => void calls.push('hot') },
+      auth: { forgetTenant: (id) => void calls.push(`auth:${id}`), forgetAll: () => void calls.push('auth:*') },
+      embeddings: { dropTenant: (id) => void calls.push(`hot:${id}`), dropHotCache: () => void calls.push('hot:*') },
       tiers: { refresh: async () => void calls.push('tiers') },
-      providers: { forget: (id) => void calls.push(`providers:${id}`) },
+      providers: { forget: (id) => void calls.push(`providers:${id}`), forgetAll: () => void calls.push('providers:*') },
     });
     const seen: Record<string, string[]> = {};
     for (const c of [
@@ -142,10 +142,11 @@ describe('admin service', () => {
       { type: 'key_created', prefix: 'ec_x', tenantId: 1 },
       { type: 'tenant_updated', tenantId: 1 },
       { type: 'key_revoked', prefix: 'ec_x', tenantId: 1 },
+      { type: 'tokens_revoked', tenantId: 3 },
       { type: 'tenant_deleted', tenantId: 1 },
       { type: 'tier_changed', name: 'pro' },
       { type: 'providers_changed', tenantId: 2 },
-      { type: 'cache_cleared', tenantId: 1 },
+      { type: 'cache_cleared', tenantId: 4 },
     ] as AdminChange[]) {
       calls.length = 0;
       await react(c);
@@ -154,12 +155,14 @@ describe('admin service', () => {
     expect(seen).toEqual({
       tenant_created: [],
       key_created: [],
-      tenant_updated: ['auth'],
-      key_revoked: ['auth'],
-      tenant_deleted: ['auth', 'providers:1', 'hot'],
+      tenant_updated: ['auth:1'],
+      key_revoked: ['auth:1'],
+      tokens_revoked: ['auth:3'],
+      tenant_deleted: ['auth:1', 'providers:1', 'hot:1'],
       tier_changed: ['tiers'],
       providers_changed: ['providers:2'],
-      cache_cleared: ['hot'],
+      // The verified context carries the cache epoch the clear moved on.
+      cache_cleared: ['hot:4', 'auth:4'],
     });
   });
 });

@@ -3,15 +3,16 @@ import { DomainError } from '../core/errors.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { Sql } from '../store/db.js';
 import { findLiveKeyByPrefix } from '../store/api-keys.js';
-import { findTenantByName } from '../store/tenants.js';
+import { findTenantById } from '../store/tenants.js';
 import { hashApiKey, hashesEqual, keyPrefix, looksLikeApiKey } from './api-key.js';
 import { looksLikeJwt, TokenError, verifyTenantToken } from './jwt.js';
 
 /**
  * Turns an `Authorization: Bearer <key or tenant JWT>` header into a tenant. A verified
  * credential is remembered in-process for `cacheTtlMs` (never past a JWT's expiry) so hits
- * need no auth round trip; revocation through this process forgets it at once, elsewhere
- * within the TTL.
+ * need no auth round trip; every change to a tenant's keys, tokens or settings, in any
+ * process, forgets its entries (the change feed calls forgetTenant), the TTL is the backstop.
+ * A tenant JWT is good while its tenant id exists with the token generation it was minted under.
  */
 export class ApiKeyAuth {
   private readonly verified: LRUCache<string, TenantContext>;
@@ -41,7 +42,7 @@ export class ApiKeyAuth {
     if (memo) return memo;
     const rec = await findLiveKeyByPrefix(this.sql, keyPrefix(key));
     if (!rec || !hashesEqual(rec.keyHash, hashApiKey(key))) throw invalidKey(key);
-    const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic };
+    const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic, cacheEpoch: rec.cacheEpoch };
     this.verified.set(key, tenant);
     return tenant;
   }
@@ -57,16 +58,23 @@ export class ApiKeyAuth {
       if (err instanceof TokenError) throw unauthenticated(`Invalid token: ${err.message}`, err);
       throw err;
     }
-    const t = await findTenantByName(this.sql, claims.tenant);
-    if (!t) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
+    const t = await findTenantById(this.sql, claims.tenantId);
+    // A tenant deleted and recreated under the same name has a new id: its old tokens stay dead.
+    if (!t) throw unauthenticated(`Invalid token: tenant ${claims.tenant} no longer exists. Ask for a new token.`);
+    if (t.tokenGeneration !== claims.generation) throw unauthenticated(`Invalid token: the tokens of tenant ${t.name} were revoked. Ask for a new token.`);
     // The database's tier is authoritative: a downgrade applies to tokens already issued.
-    const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
+    const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic, cacheEpoch: t.cacheEpoch };
     const ttl = Math.min(this.cacheTtlMs, claims.exp * 1000 - Date.now());
     if (ttl > 0) this.verified.set(memoKey, tenant, { ttl });
     return tenant;
   }
 
-  /** Forgets verified keys (after a revoke or a tenant change in this process). */
+  /** Forgets one tenant's verified keys and tokens (after a revoke or a change to the tenant). */
+  forgetTenant(tenantId: number): void {
+    for (const [credential, t] of this.verified.entries()) if (t.id === tenantId) this.verified.delete(credential);
+  }
+
+  /** Forgets every verified key and token. */
   forgetAll(): void {
     this.verified.clear();
   }

@@ -7,6 +7,8 @@ interface TenantRow {
   tier: string;
   share_public: boolean;
   created_at: Date;
+  token_generation: number;
+  cache_epoch: number;
 }
 
 const toTenant = (r: TenantRow): Tenant => ({
@@ -15,10 +17,24 @@ const toTenant = (r: TenantRow): Tenant => ({
   tier: r.tier,
   sharePublic: r.share_public,
   createdAt: r.created_at,
+  tokenGeneration: r.token_generation,
+  cacheEpoch: r.cache_epoch,
 });
 
 export async function findTenantByName(sql: Sql, name: string): Promise<Tenant | null> {
   const rows = await sql<TenantRow[]>`SELECT * FROM tenants WHERE name = ${name}`;
+  return rows[0] ? toTenant(rows[0]) : null;
+}
+
+export async function findTenantById(sql: Sql, id: number): Promise<Tenant | null> {
+  const rows = await sql<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id}`;
+  return rows[0] ? toTenant(rows[0]) : null;
+}
+
+/** Bumps a tenant's token generation: every JWT minted before stops verifying. Null: no such tenant. */
+export async function bumpTokenGeneration(sql: Sql, name: string): Promise<Tenant | null> {
+  const rows = await sql<TenantRow[]>`
+    UPDATE tenants SET token_generation = token_generation + 1 WHERE name = ${name} AND id <> 0 RETURNING *`;
   return rows[0] ? toTenant(rows[0]) : null;
 }
 
