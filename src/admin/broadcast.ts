@@ -123,7 +123,12 @@ export class ChangeFeed {
 
   /** Applies a change made by this process here first, then tells the others and waits for them. */
   async publish(change: AdminChange): Promise<void> {
-    await this.opts.apply(change);
+    try {
+      await this.opts.apply(change);
+    } catch (err) {
+      // The change is made: the others must still hear of it. (Only a tier reload can fail here; the catalogue reloads itself periodically.)
+      this.opts.logger.warn({ err, change }, 'applying a change in this process failed');
+    }
     const seq = await publishChange(this.opts.sql, change);
     this.markApplied(seq);
     // Applied here already (its own notification is then skipped): acknowledged as such.

@@ -71,7 +71,8 @@ export class ApiKeyAuth {
 
   /** Forgets one tenant's verified keys and tokens (after a revoke or a change to the tenant). */
   forgetTenant(tenantId: number): void {
-    for (const [credential, t] of this.verified.entries()) if (t.id === tenantId) this.verified.delete(credential);
+    const mine = [...this.verified.entries()].filter(([, t]) => t.id === tenantId);
+    for (const [credential] of mine) this.verified.delete(credential);
   }
 
   /** Forgets every verified key and token. */

@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Sql } from './db.js';
 
 /**
@@ -14,11 +15,10 @@ export interface LoggedChange {
 }
 
 /** Logs a change and notifies listeners in one statement (one transaction); returns its sequence number. */
-export async function publishChange(sql: Sql, change: unknown): Promise<number> {
-  const text = JSON.stringify(change);
+export async function publishChange(sql: Sql, change: postgres.JSONValue): Promise<number> {
   const [r] = await sql<{ seq: string }[]>`
-    WITH c AS (INSERT INTO admin_changes (change) VALUES (${text}::jsonb) RETURNING seq)
-    SELECT seq, pg_notify(${CHANNEL}, json_build_object('seq', seq, 'change', ${text}::jsonb)::text) FROM c`;
+    WITH c AS (INSERT INTO admin_changes (change) VALUES (${sql.json(change)}) RETURNING seq, change)
+    SELECT seq, pg_notify(${CHANNEL}, json_build_object('seq', seq, 'change', change)::text) FROM c`;
   return Number(r.seq);
 }
 
@@ -35,8 +35,9 @@ export async function changeBounds(sql: Sql): Promise<{ newest: number; oldest: 
   return { newest: Number(r.newest ?? 0), oldest: Number(r.oldest ?? 0) };
 }
 
-/** Drops log entries older than `seconds` (a process that far behind resets all its caches). */
+/** Drops log entries, and listeners not heard of, older than `seconds` (a process that far behind resets all its caches). */
 export async function pruneChanges(sql: Sql, seconds: number): Promise<number> {
+  await sql`DELETE FROM change_listeners WHERE seen_at < now() - make_interval(secs => ${seconds})`;
   const r = await sql`DELETE FROM admin_changes WHERE at < now() - make_interval(secs => ${seconds})`;
   return r.count;
 }
