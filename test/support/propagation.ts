@@ -99,10 +99,8 @@ export async function timeToEffect(
   let seenAt: number | null = null;
   let done = false;
   const started = Date.now();
-  let returnedAt = Infinity;
   const poller = (async () => {
-    // Bounded: stops once seen, or timeoutMs after the verb returned.
-    while (!done && Date.now() < Math.min(returnedAt + timeoutMs, started + 180_000)) {
+    while (!done && Date.now() < started + 180_000) {
       if (await check()) {
         seenAt = Date.now();
         return;
@@ -112,17 +110,20 @@ export async function timeToEffect(
   })();
   try {
     await action();
-  } catch (err) {
+  } finally {
+    // The poll in flight finishes first: a check can change what the next one sees (a miss
+    // caches the vector again), so it, not a later one, tells whether the change was in place.
     done = true;
     await poller;
-    throw err;
   }
-  returnedAt = Date.now();
-  // A poll still in flight from before the return does not count as "by return" unless it saw it.
+  const returnedAt = Date.now();
   const byReturn = seenAt !== null || (await check());
   if (byReturn && seenAt === null) seenAt = Date.now();
-  await poller;
-  done = true;
+  // Not in place by return (CHANGE_WAIT_MS ran out): keep polling, bounded, to measure when.
+  for (const until = Date.now() + timeoutMs; seenAt === null && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, pollMs));
+    if (await check()) seenAt = Date.now();
+  }
   if (seenAt === null) throw new Error(`${kind}: the other server did not reflect the change within ${timeoutMs} ms of the verb returning`);
   const [row] = await sql<{ at_ms: number }[]>`
     SELECT (extract(epoch FROM at) * 1000)::float8 AS at_ms FROM admin_changes WHERE seq > ${before} ORDER BY seq DESC LIMIT 1`;
