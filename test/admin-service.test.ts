@@ -103,6 +103,7 @@ describe('admin service', () => {
     await admin.addProvider({ tenant: 'svc-ev', name: 'p', base_url: 'https://api.example.com/v1', api_key: 'sk-service-test-key-1234', models: ['m'] });
     expect((await admin.listProviders({ tenant: 'svc-ev' }))[0]).toMatchObject({ name: 'p', api_key_last4: '1234' });
     await admin.removeProvider({ tenant: 'svc-ev', name: 'p' });
+    expect(await admin.revokeTenantTokens({ tenant: 'svc-ev' })).toEqual({ revoked: true, tenant: 'svc-ev', token_generation: 1 });
     const f = flushes;
     expect(await admin.clearCache({ tenant: 'svc-ev', model: 'm' })).toEqual({ deleted: 0, tenant: 'svc-ev', model: 'm' });
     expect((await admin.stats({ tenant: 'svc-ev' })).stored_rows).toBe(0);
@@ -116,6 +117,7 @@ describe('admin service', () => {
       { type: 'key_revoked', prefix: k.prefix, tenantId: id },
       { type: 'providers_changed', tenantId: id },
       { type: 'providers_changed', tenantId: id },
+      { type: 'tokens_revoked', tenantId: id },
       { type: 'cache_cleared', tenantId: id, model: 'm' },
       { type: 'tenant_deleted', tenantId: id },
     ]);
