@@ -10,9 +10,11 @@ ALTER TABLE tenants ADD COLUMN cache_epoch integer NOT NULL DEFAULT 0;
 -- Admin changes, in order, for every running process: NOTIFY carries each one at once; this log
 -- is what a process reconciles against (a missed notification, a reconnect, the embedded store
 -- where NOTIFY does not cross connections). Old entries are pruned.
+-- `origin` names the publishing process (which applied the change itself already).
 CREATE TABLE admin_changes (
   seq    bigserial PRIMARY KEY,
   change jsonb NOT NULL,
+  origin text,
   at     timestamptz NOT NULL DEFAULT now()
 );
 

@@ -27,7 +27,7 @@ export const AdminChangeSchema: z.ZodType<AdminChange> = z.discriminatedUnion('t
   z.object({ type: z.literal('providers_changed'), tenantId: Id }),
   z.object({ type: z.literal('cache_cleared'), tenantId: Id, model: z.string().optional() }),
 ]);
-const Notification = z.object({ seq: z.number().int().positive(), change: z.unknown() });
+const Notification = z.object({ seq: z.number().int().positive(), change: z.unknown(), origin: z.string().nullable().optional() });
 
 /** A server that has not heartbeaten for this long is not waited for (crashed, or cut off). */
 const LIVE_SECONDS = 15;
@@ -98,6 +98,8 @@ export class ChangeFeed {
   private lastAck = { seq: -1, at: 0 };
   private lastPrune = 0;
   private stopped = false;
+  /** Notifications being applied (stop waits for them, so no ack lands after the listener is removed). */
+  private readonly handling = new Set<Promise<void>>();
 
   constructor(private readonly opts: ChangeFeedOptions) {}
 
@@ -109,7 +111,10 @@ export class ChangeFeed {
       let first = true;
       this.unlisten = await listenChanges(
         this.opts.sql,
-        (payload) => void this.onNotification(payload),
+        (payload) => {
+          const handling = this.onNotification(payload).finally(() => this.handling.delete(handling));
+          this.handling.add(handling);
+        },
         () => {
           // A reconnect may have missed notifications: read the log at once.
           if (!first) void this.reconcile();
@@ -129,7 +134,7 @@ export class ChangeFeed {
       // The change is made: the others must still hear of it. (Only a tier reload can fail here; the catalogue reloads itself periodically.)
       this.opts.logger.warn({ err, change }, 'applying a change in this process failed');
     }
-    const seq = await publishChange(this.opts.sql, change);
+    const seq = await publishChange(this.opts.sql, change, this.id);
     this.markApplied(seq);
     // Applied here already (its own notification is then skipped): acknowledged as such.
     await ackChanges(this.opts.sql, this.id, seq);
@@ -149,12 +154,16 @@ export class ChangeFeed {
       this.opts.logger.warn({ err }, 'ignoring a malformed change notification');
       return;
     }
-    await this.applyLogged(n.seq, n.change);
-    await this.ack(false);
+    await this.applyLogged(n.seq, n.change, n.origin ?? null);
+    // A failed ack only delays publishers; the next reconciliation acks again.
+    await this.ack(false).catch((err: unknown) => this.opts.logger.warn({ err }, 'acknowledging a change failed'));
   }
 
-  private async applyLogged(seq: number, raw: unknown): Promise<void> {
+  private async applyLogged(seq: number, raw: unknown, origin: string | null): Promise<void> {
     if (seq <= this.floor || this.seen.has(seq)) return;
+    // Published by this process, which applied it before publishing (its notification can come
+    // back before the publish itself has returned).
+    if (origin === this.id) return this.markApplied(seq);
     const parsed = AdminChangeSchema.safeParse(raw);
     if (parsed.success) {
       try {
@@ -173,23 +182,23 @@ export class ChangeFeed {
   private markApplied(seq: number): void {
     if (seq <= this.floor) return;
     const now = Date.now();
-    if (seq - this.floor > 10_000) {
-      // Far ahead (another process published a burst we did not see): no gap bookkeeping for that many.
-      this.floor = seq - 1;
-      this.gaps.clear();
-    }
     for (let s = this.floor + 1; s < seq; s++) if (!this.seen.has(s) && !this.gaps.has(s)) this.gaps.set(s, now);
     this.seen.add(seq);
     this.gaps.delete(seq);
-    this.advance(now);
+    this.advance(now, 0);
   }
 
-  private advance(now: number): void {
+  /**
+   * Moves the floor over applied changes. A gap is passed only by a reconciliation that read the
+   * log up to `holesUpTo` without finding it for GAP_GRACE_MS (rolled back, never committed):
+   * a gap that is merely a lost notification is still in the log and gets applied first.
+   */
+  private advance(now: number, holesUpTo: number): void {
     for (;;) {
       const next = this.floor + 1;
       const gapSince = this.gaps.get(next);
       if (this.seen.delete(next)) this.floor = next;
-      else if (gapSince !== undefined && now - gapSince > GAP_GRACE_MS) {
+      else if (gapSince !== undefined && next <= holesUpTo && now - gapSince > GAP_GRACE_MS) {
         this.gaps.delete(next);
         this.floor = next;
       } else return;
@@ -219,8 +228,9 @@ export class ChangeFeed {
         this.gaps.clear();
       }
     }
-    for (const r of rows) await this.applyLogged(r.seq, r.change);
-    this.advance(Date.now());
+    for (const r of rows) await this.applyLogged(r.seq, r.change, r.origin);
+    // Every committed change above the floor up to the last row read is applied now.
+    this.advance(Date.now(), rows.length > 0 ? rows[rows.length - 1].seq : 0);
     await this.ack(false);
     if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();
@@ -230,6 +240,7 @@ export class ChangeFeed {
 
   /** Tells publishers what this process has applied (every change up to the floor); doubles as the heartbeat. */
   private async ack(force: boolean): Promise<void> {
+    if (this.stopped) return;
     const applied = this.floor;
     const now = Date.now();
     if (!force && applied === this.lastAck.seq && now - this.lastAck.at < HEARTBEAT_MS) return;
@@ -240,8 +251,9 @@ export class ChangeFeed {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await this.reconciling;
     await this.unlisten?.().catch(() => {});
+    await this.reconciling;
+    await Promise.all(this.handling);
     await removeListener(this.opts.sql, this.id).catch(() => {});
   }
 }

@@ -12,21 +12,23 @@ export const CHANNEL = 'embedding_cache_changes';
 export interface LoggedChange {
   seq: number;
   change: unknown;
+  /** The publishing process, when it listens too (it applied the change itself). */
+  origin: string | null;
 }
 
 /** Logs a change and notifies listeners in one statement (one transaction); returns its sequence number. */
-export async function publishChange(sql: Sql, change: postgres.JSONValue): Promise<number> {
+export async function publishChange(sql: Sql, change: postgres.JSONValue, origin: string | null = null): Promise<number> {
   const [r] = await sql<{ seq: string }[]>`
-    WITH c AS (INSERT INTO admin_changes (change) VALUES (${sql.json(change)}) RETURNING seq, change)
-    SELECT seq, pg_notify(${CHANNEL}, json_build_object('seq', seq, 'change', change)::text) FROM c`;
+    WITH c AS (INSERT INTO admin_changes (change, origin) VALUES (${sql.json(change)}, ${origin}) RETURNING seq, change, origin)
+    SELECT seq, pg_notify(${CHANNEL}, json_build_object('seq', seq, 'change', change, 'origin', origin)::text) FROM c`;
   return Number(r.seq);
 }
 
 /** Changes after `seq`, in order (at most `limit`). */
 export async function changesSince(sql: Sql, seq: number, limit = 1000): Promise<LoggedChange[]> {
-  const rows = await sql<{ seq: string; change: unknown }[]>`
-    SELECT seq, change FROM admin_changes WHERE seq > ${seq} ORDER BY seq LIMIT ${limit}`;
-  return rows.map((r) => ({ seq: Number(r.seq), change: r.change }));
+  const rows = await sql<{ seq: string; change: unknown; origin: string | null }[]>`
+    SELECT seq, change, origin FROM admin_changes WHERE seq > ${seq} ORDER BY seq LIMIT ${limit}`;
+  return rows.map((r) => ({ seq: Number(r.seq), change: r.change, origin: r.origin }));
 }
 
 /** The newest sequence number and the oldest one still logged (0 when empty). */

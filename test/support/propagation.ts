@@ -25,7 +25,8 @@ export async function serveProcess(env: Record<string, string>, opts: { logFile?
     logFile: opts.logFile,
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${url}/healthz`)).ok, 'serve process', 60_000, child);
+  // Generous: a fresh process compiles TypeScript and may open PGlite on a loaded machine.
+  await waitFor(async () => (await fetch(`${url}/healthz`)).ok, 'serve process', 180_000, child);
   return { url, child, stop: () => stopChild(child) };
 }
 
