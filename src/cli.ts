@@ -19,6 +19,7 @@ import { openDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { ensureTenant, findTenantByName } from './store/tenants.js';
 import { numberFromText } from './admin/schemas.js';
+import { publishAndWait } from './admin/broadcast.js';
 import { createAdminService, type AdminService, type TenantView } from './admin/service.js';
 import type { BackendKind } from './core/domain.js';
 import { createAccountService } from './admin/accounts.js';
@@ -83,12 +84,14 @@ program
   );
 
 /**
- * The admin verbs run through the same service as the admin API. CLI changes are not yet
- * announced to running servers: this onChange is where the broadcast (PostgreSQL NOTIFY) goes.
+ * The admin verbs run through the same service as the admin API. Each change is announced to
+ * the running servers, and the command returns once they applied it (or after a bounded wait).
  */
 async function withAdmin(fn: (admin: AdminService) => Promise<void>): Promise<void> {
   const cfg = config();
-  await withDb(async (db) => fn(createAdminService({ sql: db.sql, config: cfg, onChange: () => {} /* TODO(broadcast): NOTIFY running servers */ })));
+  await withDb(async (db, logger) =>
+    fn(createAdminService({ sql: db.sql, config: cfg, onChange: async (change) => void (await publishAndWait(db.sql, change, { waitMs: cfg.changeWaitMs, logger })) })),
+  );
 }
 
 const keys = program.command('keys').description('API keys: create, list, revoke');
@@ -123,7 +126,7 @@ keys
   .action((prefix: string) =>
     withAdmin(async (admin) => {
       const r = await admin.revokeKey({ prefix });
-      console.log(`Revoked ${r.prefix}. Servers forget cached verifications within AUTH_CACHE_TTL_S.`);
+      console.log(`Revoked ${r.prefix}. Running servers refuse it now.`);
     }),
   );
 
@@ -216,6 +219,16 @@ tokens
     }),
   );
 tokens
+  .command('revoke')
+  .description("revoke every tenant JWT minted so far for a tenant (its API keys stay valid)")
+  .requiredOption('--tenant <name>', 'tenant name')
+  .action((o: { tenant: string }) =>
+    withAdmin(async (admin) => {
+      const r = await admin.revokeTenantTokens({ tenant: o.tenant });
+      console.log(`Revoked every token of ${r.tenant} (now at generation ${r.token_generation}); running servers refuse them now.`);
+    }),
+  );
+tokens
   .command('admin')
   .description('mint an admin token for the admin API')
   .option('--ttl <seconds>', 'lifetime', '3600')
@@ -276,7 +289,7 @@ tiersCmd
         max_cached_rows: numberFromText(o.maxCachedRows) as number | null | undefined,
         backends: o.backends === undefined ? undefined : (commaList(o.backends) as BackendKind[]),
       });
-      console.log(`tier ${t.name} ${t.created ? 'created' : 'saved'}; running servers use a new tier at once, changed limits within 30 s`);
+      console.log(`tier ${t.name} ${t.created ? 'created' : 'saved'}; running servers use it now`);
     }),
   );
 
@@ -309,9 +322,7 @@ program
   .action((o: { tenant: string; model?: string }) =>
     withAdmin(async (admin) => {
       const r = await admin.clearCache({ tenant: o.tenant, model: o.model });
-      console.log(
-        `Deleted ${r.deleted} cached vectors of ${r.tenant}. Running servers may serve them from memory until restarted; DELETE /admin/v1/tenants/${r.tenant}/cache clears a running server at once.`,
-      );
+      console.log(`Deleted ${r.deleted} cached vectors of ${r.tenant}; running servers dropped their copies too.`);
     }),
   );
 

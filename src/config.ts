@@ -78,8 +78,10 @@ const EnvSchema = z.object({
   HOT_CACHE_MB: z.coerce.number().min(0).default(256),
   /** A cache lookup slower than this is served as a miss (the store is an optimisation, not a dependency). */
   STORE_LOOKUP_TIMEOUT_MS: positiveInt.default(500),
-  /** Seconds a verified API key stays cached in-process (revocation elsewhere takes this long). */
+  /** Seconds a verified API key stays cached in-process (a backstop: changes reach every process at once). */
   AUTH_CACHE_TTL_S: z.coerce.number().min(0).default(30),
+  /** How long an admin change (API or CLI) waits for every running server to apply it before returning. */
+  CHANGE_WAIT_MS: z.coerce.number().int().min(0).default(2000),
   /** Days an unused cache row lives (0 = forever). */
   CACHE_TTL_DAYS: z.coerce.number().min(0).default(0),
   /** Tier given to tenants created without one (CLI `keys create`, AUTH_DISABLED's tenant). */
@@ -158,6 +160,7 @@ export interface Config {
   hotCacheBytes: number;
   storeLookupTimeoutMs: number;
   authCacheTtlMs: number;
+  changeWaitMs: number;
   cacheTtlDays: number;
   authDisabled: boolean;
   defaultTier: string;
@@ -256,6 +259,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
     storeLookupTimeoutMs: e.STORE_LOOKUP_TIMEOUT_MS,
     authCacheTtlMs: e.AUTH_CACHE_TTL_S * 1000,
+    changeWaitMs: e.CHANGE_WAIT_MS,
     cacheTtlDays: e.CACHE_TTL_DAYS,
     authDisabled: e.AUTH_DISABLED,
     defaultTier: e.DEFAULT_TIER,

@@ -14,7 +14,8 @@ import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
-import { reactInProcess } from './admin/changes.js';
+import { ChangeFeed } from './admin/broadcast.js';
+import { forgetEverything, reactInProcess, type AdminChange } from './admin/changes.js';
 import { createAdminService } from './admin/service.js';
 import { buildApp } from './http/app.js';
 import { DASHBOARD_ASSETS_DIR } from './http/routes/dashboard.js';
@@ -54,6 +55,8 @@ export interface Server {
   /** Batched api_keys.last_used_at (tests flush it). */
   keyUsage: KeyUsage;
   evictor: Evictor;
+  /** Admin changes to and from every other process. */
+  changes: ChangeFeed;
   close(): Promise<void>;
 }
 
@@ -174,7 +177,21 @@ export async function createServer(
     cleanup.unshift(() => keyUsage.close());
     const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage);
     const requests = new EmbedRequests({ models, embeddings, tokens: limits });
-    const onChange = reactInProcess({ auth, embeddings, tiers, providers });
+    // Every change, made here or by any other process (server or CLI), reaches these caches.
+    const caches = { auth, embeddings, tiers, providers };
+    const changes = new ChangeFeed({
+      sql: db.sql,
+      // NOTIFY does not cross connections on the embedded store: poll its log often instead.
+      listen: db.kind === 'postgres',
+      reconcileMs: db.kind === 'postgres' ? 5000 : 200,
+      apply: reactInProcess(caches),
+      resetAll: () => forgetEverything(caches),
+      logger,
+      publishWaitMs: config.changeWaitMs,
+    });
+    await changes.start();
+    cleanup.unshift(() => changes.stop());
+    const onChange = (change: AdminChange) => changes.publish(change);
     const admin = createAdminService({
       sql: db.sql,
       config,
@@ -246,6 +263,7 @@ export async function createServer(
       auth,
       keyUsage,
       evictor,
+      changes,
       async close() {
         await app.close();
         await evictor.stop();

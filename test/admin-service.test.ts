@@ -103,6 +103,7 @@ describe('admin service', () => {
     await admin.addProvider({ tenant: 'svc-ev', name: 'p', base_url: 'https://api.example.com/v1', api_key: 'sk-service-test-key-1234', models: ['m'] });
     expect((await admin.listProviders({ tenant: 'svc-ev' }))[0]).toMatchObject({ name: 'p', api_key_last4: '1234' });
     await admin.removeProvider({ tenant: 'svc-ev', name: 'p' });
+    expect(await admin.revokeTenantTokens({ tenant: 'svc-ev' })).toEqual({ revoked: true, tenant: 'svc-ev', token_generation: 1 });
     const f = flushes;
     expect(await admin.clearCache({ tenant: 'svc-ev', model: 'm' })).toEqual({ deleted: 0, tenant: 'svc-ev', model: 'm' });
     expect((await admin.stats({ tenant: 'svc-ev' })).stored_rows).toBe(0);
@@ -116,6 +117,7 @@ describe('admin service', () => {
       { type: 'key_revoked', prefix: k.prefix, tenantId: id },
       { type: 'providers_changed', tenantId: id },
       { type: 'providers_changed', tenantId: id },
+      { type: 'tokens_revoked', tenantId: id },
       { type: 'cache_cleared', tenantId: id, model: 'm' },
       { type: 'tenant_deleted', tenantId: id },
     ]);
@@ -131,10 +133,10 @@ describe('admin service', () => {
   it('maps each change to the in-process caches it makes stale', async () => {
     const calls: string[] = [];
     const react = reactInProcess({
-      auth: { forgetAll: () => void calls.push('auth') },
-      embeddings: { dropHotCache: () => void calls.push('hot') },
+      auth: { forgetTenant: (id) => void calls.push(`auth:${id}`), forgetAll: () => void calls.push('auth:*') },
+      embeddings: { dropTenant: (id) => void calls.push(`hot:${id}`), dropHotCache: () => void calls.push('hot:*') },
       tiers: { refresh: async () => void calls.push('tiers') },
-      providers: { forget: (id) => void calls.push(`providers:${id}`) },
+      providers: { forget: (id) => void calls.push(`providers:${id}`), forgetAll: () => void calls.push('providers:*') },
     });
     const seen: Record<string, string[]> = {};
     for (const c of [
@@ -142,10 +144,11 @@ describe('admin service', () => {
       { type: 'key_created', prefix: 'ec_x', tenantId: 1 },
       { type: 'tenant_updated', tenantId: 1 },
       { type: 'key_revoked', prefix: 'ec_x', tenantId: 1 },
+      { type: 'tokens_revoked', tenantId: 3 },
       { type: 'tenant_deleted', tenantId: 1 },
       { type: 'tier_changed', name: 'pro' },
       { type: 'providers_changed', tenantId: 2 },
-      { type: 'cache_cleared', tenantId: 1 },
+      { type: 'cache_cleared', tenantId: 4 },
     ] as AdminChange[]) {
       calls.length = 0;
       await react(c);
@@ -154,12 +157,14 @@ describe('admin service', () => {
     expect(seen).toEqual({
       tenant_created: [],
       key_created: [],
-      tenant_updated: ['auth'],
-      key_revoked: ['auth'],
-      tenant_deleted: ['auth', 'providers:1', 'hot'],
+      tenant_updated: ['auth:1'],
+      key_revoked: ['auth:1'],
+      tokens_revoked: ['auth:3'],
+      tenant_deleted: ['auth:1', 'providers:1', 'hot:1'],
       tier_changed: ['tiers'],
       providers_changed: ['providers:2'],
-      cache_cleared: ['hot'],
+      // The verified context carries the cache epoch the clear moved on.
+      cache_cleared: ['hot:4', 'auth:4'],
     });
   });
 });

@@ -13,6 +13,7 @@ import {
   findAccountByEmail,
   findAccountById,
   findAccountByTenant,
+  findTenantForToken,
   insertRefreshToken,
   insertTenantWithAccount,
   isDuplicateEmail,
@@ -115,7 +116,14 @@ export function createAccountService(deps: AccountDeps) {
   };
 
   const session = async (account: Pick<AccountRecord, 'tenantId' | 'tenantName' | 'tier'>, refreshToken: string): Promise<Session> => ({
-    access_token: await mintTenantToken(secret(), { tenant: account.tenantName, tenantId: account.tenantId, tier: account.tier, ttlSeconds: accessTtl }),
+    // Bound to the tenant's id and current token generation: `tokens revoke` ends it too.
+    access_token: await mintTenantToken(secret(), {
+      tenant: account.tenantName,
+      tenantId: account.tenantId,
+      generation: (await findTenantForToken(sql, account.tenantId))?.tokenGeneration ?? 0,
+      tier: account.tier,
+      ttlSeconds: accessTtl,
+    }),
     refresh_token: refreshToken,
     token_type: 'bearer',
     expires_in: accessTtl,

@@ -1,7 +1,8 @@
 /**
  * What an admin verb changed, reported to an injected `onChange`. The server reacts in-process
- * (below); a later step broadcasts the same events to other processes (PostgreSQL NOTIFY), whose
- * listeners apply the same reactions. Events say what changed, never secrets.
+ * (below) and broadcasts the same events to every other process (./broadcast.ts: PostgreSQL
+ * NOTIFY plus an ordered log), whose listeners apply the same reactions. Events say what
+ * changed, never secrets.
  */
 export type AdminChange =
   | { type: 'tenant_created'; tenantId: number }
@@ -9,6 +10,7 @@ export type AdminChange =
   | { type: 'tenant_deleted'; tenantId: number }
   | { type: 'key_created'; prefix: string; tenantId: number }
   | { type: 'key_revoked'; prefix: string; tenantId: number }
+  | { type: 'tokens_revoked'; tenantId: number }
   | { type: 'tier_changed'; name: string }
   | { type: 'providers_changed'; tenantId: number }
   | { type: 'cache_cleared'; tenantId: number; model?: string }
@@ -19,13 +21,13 @@ export type OnChange = (change: AdminChange) => void | Promise<void>;
 
 /** The in-process caches a change can make stale (structural, so admin needs none of their modules). */
 export interface ProcessCaches {
-  /** Verified keys and tokens, with their tenant's tier and pool opt-in. */
-  auth: { forgetAll(): void };
-  /** Hot vectors. */
-  embeddings: { dropHotCache(): void };
+  /** Verified keys and tokens, with their tenant's tier, pool opt-in and cache epoch. */
+  auth: { forgetTenant(tenantId: number): void; forgetAll(): void };
+  /** Hot vectors and computed rows not yet stored. */
+  embeddings: { dropTenant(tenantId: number): void; dropHotCache(): void };
   tiers: { refresh(): Promise<void> };
   /** A tenant's wired BYOK providers. */
-  providers: { forget(tenantId: number): void };
+  providers: { forget(tenantId: number): void; forgetAll(): void };
 }
 
 /** One place that knows which cache each change makes stale. */
@@ -37,13 +39,14 @@ export function reactInProcess(caches: ProcessCaches): OnChange {
         return; // nothing cached yet
       case 'tenant_updated':
       case 'key_revoked':
+      case 'tokens_revoked':
       case 'sessions_revoked':
-        caches.auth.forgetAll();
+        caches.auth.forgetTenant(change.tenantId);
         return;
       case 'tenant_deleted':
-        caches.auth.forgetAll();
+        caches.auth.forgetTenant(change.tenantId);
         caches.providers.forget(change.tenantId);
-        caches.embeddings.dropHotCache();
+        caches.embeddings.dropTenant(change.tenantId);
         return;
       case 'tier_changed':
         await caches.tiers.refresh();
@@ -52,7 +55,9 @@ export function reactInProcess(caches: ProcessCaches): OnChange {
         caches.providers.forget(change.tenantId);
         return;
       case 'cache_cleared':
-        caches.embeddings.dropHotCache();
+        caches.embeddings.dropTenant(change.tenantId);
+        // The verified context carries the tenant's cache epoch, which the clear moved on.
+        caches.auth.forgetTenant(change.tenantId);
         return;
       default: {
         const never: never = change;
@@ -60,4 +65,12 @@ export function reactInProcess(caches: ProcessCaches): OnChange {
       }
     }
   };
+}
+
+/** For a process that may have missed changes it cannot list any more: forget everything. */
+export async function forgetEverything(caches: ProcessCaches): Promise<void> {
+  caches.auth.forgetAll();
+  caches.embeddings.dropHotCache();
+  caches.providers.forgetAll();
+  await caches.tiers.refresh();
 }

@@ -11,7 +11,7 @@ import type { Sql } from '../store/db.js';
 import { findLiveKeyByPrefix, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../store/api-keys.js';
 import { clearRows } from '../store/embeddings.js';
 import { deleteProvider, listProviders, upsertProvider, type ProviderRecord } from '../store/providers.js';
-import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant } from '../store/tenants.js';
+import { bumpTokenGeneration, deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant } from '../store/tenants.js';
 import { listTiers, upsertTier } from '../store/tiers.js';
 import type { OnChange } from './changes.js';
 import * as S from './schemas.js';
@@ -219,8 +219,16 @@ export function createAdminService(deps: AdminDeps) {
     async mintTenantToken(input: In<typeof S.MintTenantToken>): Promise<{ token: string; tenant: string; tier: string; expires_at: string }> {
       const b = S.parse(S.MintTenantToken, input);
       const t = await tenantOr404(b.tenant);
-      const token = await mintTenantToken(jwtSecret(), { tenant: t.name, tier: t.tier, ttlSeconds: b.ttl_seconds });
+      const token = await mintTenantToken(jwtSecret(), { tenantId: t.id, tenant: t.name, generation: t.tokenGeneration, tier: t.tier, ttlSeconds: b.ttl_seconds });
       return { token, tenant: t.name, tier: t.tier, expires_at: expiresAt(b.ttl_seconds) };
+    },
+
+    /** Revokes every tenant JWT minted so far for a tenant (its token generation moves on); API keys stay. */
+    async revokeTenantTokens(input: In<typeof S.TenantRef>): Promise<{ revoked: true; tenant: string; token_generation: number }> {
+      const { tenant } = S.parse(S.TenantRef, input);
+      const t = (await bumpTokenGeneration(sql, tenant)) ?? (await tenantOr404(tenant));
+      await onChange({ type: 'tokens_revoked', tenantId: t.id });
+      return { revoked: true, tenant: t.name, token_generation: t.tokenGeneration };
     },
 
     async mintAdminToken(input: In<typeof S.MintAdminToken> = {}): Promise<{ token: string; expires_at: string }> {

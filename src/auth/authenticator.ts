@@ -17,8 +17,9 @@ interface Verified {
 /**
  * Turns an `Authorization: Bearer <key or tenant JWT>` header into a tenant. A verified
  * credential is remembered in-process for `cacheTtlMs` (never past a JWT's expiry) so hits
- * need no auth round trip; revocation through this process forgets it at once, elsewhere
- * within the TTL.
+ * need no auth round trip; every change to a tenant's keys, tokens or settings, in any
+ * process, forgets its entries (the change feed calls forgetTenant), the TTL is the backstop.
+ * A tenant JWT is good while its tenant id exists with the token generation it was minted under.
  */
 export class ApiKeyAuth {
   private readonly verified: LRUCache<string, Verified>;
@@ -65,7 +66,7 @@ export class ApiKeyAuth {
       return this.whileStoreAway(key, err);
     }
     if (!rec || !hashesEqual(rec.keyHash, hashApiKey(key))) throw invalidKey(key);
-    const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic };
+    const tenant: TenantContext = { id: rec.tenantId, name: rec.tenantName, tier: rec.tier, sharePublic: rec.sharePublic, cacheEpoch: rec.cacheEpoch };
     this.verified.set(key, { tenant, keyId: rec.id });
     this.lastKnown.set(key, tenant);
     this.usage?.used(rec.id);
@@ -96,18 +97,19 @@ export class ApiKeyAuth {
     }
     let t;
     try {
-      t = await withinMs(findTenantForToken(this.sql, claims.tenant), this.storeTimeoutMs);
+      t = await withinMs(findTenantForToken(this.sql, claims.tenantId), this.storeTimeoutMs);
     } catch (err) {
       return this.whileStoreAway(memoKey, err);
     }
-    // A token bound to a tenant id is refused by a newer tenant of the same name.
-    if (!t || (claims.tenantId !== undefined && claims.tenantId !== t.id)) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
+    // A tenant deleted and recreated under the same name has a new id: its old tokens stay dead.
+    if (!t) throw unauthenticated(`Invalid token: tenant ${claims.tenant} no longer exists. Ask for a new token.`);
+    if (t.tokenGeneration !== claims.generation) throw unauthenticated(`Invalid token: the tokens of tenant ${t.name} were revoked. Ask for a new token.`);
     // The operator revoked the account's sessions: tokens issued until then (to the second) are refused.
     if (t.sessionsRevokedAt && claims.iat <= Math.floor(t.sessionsRevokedAt.getTime() / 1000)) {
       throw unauthenticated('Invalid token: it was revoked by the operator. Log in again.');
     }
     // The database's tier is authoritative: a downgrade applies to tokens already issued.
-    const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
+    const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic, cacheEpoch: t.cacheEpoch };
     const ttl = Math.min(this.cacheTtlMs, claims.exp * 1000 - Date.now());
     if (ttl > 0) {
       this.verified.set(memoKey, { tenant, keyId: null }, { ttl });
@@ -116,7 +118,14 @@ export class ApiKeyAuth {
     return tenant;
   }
 
-  /** Forgets verified keys (after a revoke or a tenant change in this process). */
+  /** Forgets one tenant's verified keys and tokens (after a revoke or a change to the tenant). */
+  forgetTenant(tenantId: number): void {
+    const mine = [...this.verified.entries()].filter(([, v]) => v.tenant.id === tenantId);
+    for (const [credential] of mine) this.verified.delete(credential);
+    for (const [credential, t] of [...this.lastKnown.entries()]) if (t.id === tenantId) this.lastKnown.delete(credential);
+  }
+
+  /** Forgets every verified key and token. */
   forgetAll(): void {
     this.verified.clear();
     this.lastKnown.clear();

@@ -16,6 +16,7 @@ import {
 } from './jwt.js';
 
 const SECRET = 'a-configured-secret-of-some-length';
+const ACME = { tenantId: 7, tenant: 'acme', generation: 0 };
 const OTHER = 'another-configured-secret-entirely';
 
 async function refusal(p: Promise<unknown>): Promise<TokenError> {
@@ -51,29 +52,24 @@ afterEach(() => {
 describe('tenant tokens', () => {
   it('round-trips', async () => {
     const before = Math.floor(Date.now() / 1000);
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 600 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds: 600 });
     expect(looksLikeJwt(token)).toBe(true);
     const claims = await verifyTenantToken(SECRET, token);
     expect(claims.tenant).toBe('acme');
+    expect(claims.tenantId).toBe(7);
+    expect(claims.generation).toBe(0);
     expect(claims.tier).toBe('pro');
     expect(claims.exp).toBeGreaterThanOrEqual(before + 600);
     expect(claims.exp).toBeLessThanOrEqual(before + 601);
   });
 
-  it('binds to a tenant id when given one (claim tid)', async () => {
-    const bound = await mintTenantToken(SECRET, { tenant: 'acme', tenantId: 42, tier: 'pro', ttlSeconds: 60 });
-    expect(decodeJwt(bound).tid).toBe(42);
-    expect((await verifyTenantToken(SECRET, bound)).tenantId).toBe(42);
-    const unbound = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
-    expect(decodeJwt(unbound).tid).toBeUndefined();
-    expect((await verifyTenantToken(SECRET, unbound)).tenantId).toBeUndefined();
-  });
-
   it('carries the documented claims and header', async () => {
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'free', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'free', ttlSeconds: 60 });
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });
     const p = decodeJwt(token);
-    expect(p.sub).toBe('acme');
+    expect(p.sub).toBe('7');
+    expect(p.gen).toBe(0);
+    expect(p.tenant).toBe('acme');
     expect(p.tier).toBe('free');
     expect(p.iss).toBe(ISSUER);
     expect(p.aud).toBe(TENANT_AUDIENCE);
@@ -83,7 +79,7 @@ describe('tenant tokens', () => {
   it('refuses an expired token', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds: 60 });
     vi.setSystemTime(new Date('2030-01-01T00:00:30Z'));
     await expect(verifyTenantToken(SECRET, token)).resolves.toMatchObject({ tenant: 'acme' });
     vi.setSystemTime(new Date('2030-01-01T00:01:10Z'));
@@ -93,25 +89,25 @@ describe('tenant tokens', () => {
   it('tolerates a few seconds of clock skew', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds: 60 });
     vi.setSystemTime(new Date('2030-01-01T00:01:03Z'));
     await expect(verifyTenantToken(SECRET, token)).resolves.toMatchObject({ tenant: 'acme' });
   });
 
   it('refuses a token signed with another secret', async () => {
-    const token = await mintTenantToken(OTHER, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
+    const token = await mintTenantToken(OTHER, { ...ACME, tier: 'pro', ttlSeconds: 60 });
     await expectCode(verifyTenantToken(SECRET, token), 'bad_signature', /signature is invalid/);
   });
 
   it('refuses a tampered payload (tenant changed)', async () => {
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'free', ttlSeconds: 60 });
-    await expectCode(verifyTenantToken(SECRET, withPayload(token, (p) => (p.sub = 'globex'))), 'bad_signature');
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'free', ttlSeconds: 60 });
+    await expectCode(verifyTenantToken(SECRET, withPayload(token, (p) => (p.sub = '8'))), 'bad_signature');
     await expectCode(verifyTenantToken(SECRET, withPayload(token, (p) => (p.tier = 'team'))), 'bad_signature');
     await expectCode(verifyTenantToken(SECRET, withPayload(token, (p) => (p.exp = 9_999_999_999))), 'bad_signature');
   });
 
   it('refuses a tampered signature', async () => {
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'free', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'free', ttlSeconds: 60 });
     const [h, p, s] = token.split('.');
     const flipped = (s[0] === 'A' ? 'B' : 'A') + s.slice(1);
     await expectCode(verifyTenantToken(SECRET, `${h}.${p}.${flipped}`), 'bad_signature');
@@ -119,7 +115,7 @@ describe('tenant tokens', () => {
 
   it('refuses alg "none"', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const payload = { sub: 'acme', tier: 'team', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now, exp: now + 60 };
+    const payload = { sub: '7', tenant: 'acme', gen: 0, tier: 'team', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now, exp: now + 60 };
     const unsigned = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(payload)}.`;
     await expectCode(verifyTenantToken(SECRET, unsigned), 'malformed');
     // Even with something in the signature slot, the algorithm is refused.
@@ -130,13 +126,13 @@ describe('tenant tokens', () => {
     const now = Math.floor(Date.now() / 1000);
     // HS512 keyed with the same derived bytes would verify if the algorithm were not pinned.
     const header = b64url({ alg: 'HS512', typ: 'JWT' });
-    const body = b64url({ sub: 'acme', tier: 'team', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now, exp: now + 60 });
+    const body = b64url({ sub: '7', tenant: 'acme', gen: 0, tier: 'team', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now, exp: now + 60 });
     const sig = createHmac('sha512', SECRET).update(`${header}.${body}`).digest('base64url');
     await expectCode(verifyTenantToken(SECRET, `${header}.${body}.${sig}`), 'unsupported_algorithm');
   });
 
   it('refuses a tampered issuer or audience (the signature catches it first)', async () => {
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds: 60 });
     await expectCode(verifyTenantToken(SECRET, withPayload(token, (p) => (p.iss = 'someone-else'))), 'bad_signature');
     await expectCode(verifyAdminToken(SECRET, withPayload(token, (p) => (p.aud = ADMIN_AUDIENCE))), 'bad_signature');
   });
@@ -156,18 +152,18 @@ describe('tenant tokens', () => {
 
   it('refuses ttls that are not short-lived whole seconds', async () => {
     for (const ttlSeconds of [0, -1, 1.5, Number.NaN, MAX_TTL_SECONDS + 1]) {
-      await expect(mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds })).rejects.toThrow(RangeError);
+      await expect(mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds })).rejects.toThrow(RangeError);
     }
-    await expect(mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: MAX_TTL_SECONDS })).resolves.toBeTypeOf('string');
+    await expect(mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds: MAX_TTL_SECONDS })).resolves.toBeTypeOf('string');
   });
 
   it('refuses empty tenant or tier at mint time', async () => {
-    await expect(mintTenantToken(SECRET, { tenant: '', tier: 'pro', ttlSeconds: 60 })).rejects.toThrow(/tenant/);
-    await expect(mintTenantToken(SECRET, { tenant: 'acme', tier: '', ttlSeconds: 60 })).rejects.toThrow(/tier/);
+    await expect(mintTenantToken(SECRET, { ...ACME, tenant: '', tier: 'pro', ttlSeconds: 60 })).rejects.toThrow(/tenant/);
+    await expect(mintTenantToken(SECRET, { ...ACME, tier: '', ttlSeconds: 60 })).rejects.toThrow(/tier/);
   });
 
   it('insists on a secret of at least 16 characters (a configuration error, not a TokenError)', async () => {
-    const err = await mintTenantToken('short', { tenant: 'acme', tier: 'pro', ttlSeconds: 60 }).catch((e: unknown) => e);
+    const err = await mintTenantToken('short', { ...ACME, tier: 'pro', ttlSeconds: 60 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(TokenError);
     expect(String(err)).toMatch(/at least 16 characters/);
@@ -176,7 +172,7 @@ describe('tenant tokens', () => {
 
   it('does not sign with the raw secret', async () => {
     // Someone holding a token can't use it to check guesses of the secret as a plain HMAC key.
-    const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tier: 'pro', ttlSeconds: 60 });
     const [h, p, s] = token.split('.');
     expect(createHmac('sha256', SECRET).update(`${h}.${p}`).digest('base64url')).not.toBe(s);
   });
@@ -191,7 +187,7 @@ describe('admin tokens', () => {
   });
 
   it('a tenant token is refused as admin', async () => {
-    const token = await mintTenantToken(SECRET, { tenant: 'admin', tier: 'team', ttlSeconds: 60 });
+    const token = await mintTenantToken(SECRET, { ...ACME, tenant: 'admin', tier: 'team', ttlSeconds: 60 });
     await expectCode(verifyAdminToken(SECRET, token), 'wrong_audience', /not an admin token/);
   });
 
@@ -223,17 +219,17 @@ describe('claim checks behind the signature', () => {
   const now = (): number => Math.floor(Date.now() / 1000);
 
   it('refuses a wrong issuer', async () => {
-    const t = await signed({ sub: 'acme', tier: 'pro', iss: 'elsewhere', aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
+    const t = await signed({ sub: '7', tenant: 'acme', gen: 0, tier: 'pro', iss: 'elsewhere', aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
     await expectCode(verifyTenantToken(SECRET, t), 'wrong_issuer');
   });
 
   it('refuses a token without exp', async () => {
-    const t = await signed({ sub: 'acme', tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now() });
+    const t = await signed({ sub: '7', tenant: 'acme', gen: 0, tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now() });
     await expectCode(verifyTenantToken(SECRET, t), 'invalid_claims', /"exp"/);
   });
 
   it('refuses a token without a tier', async () => {
-    const t = await signed({ sub: 'acme', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
+    const t = await signed({ sub: '7', tenant: 'acme', gen: 0, iss: ISSUER, aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
     await expectCode(verifyTenantToken(SECRET, t), 'invalid_claims', /tier/);
   });
 
@@ -243,12 +239,12 @@ describe('claim checks behind the signature', () => {
   });
 
   it('refuses a long-lived token even if its exp is in the future', async () => {
-    const t = await signed({ sub: 'acme', tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now() - MAX_TTL_SECONDS - 100, exp: now() + 60 });
+    const t = await signed({ sub: '7', tenant: 'acme', gen: 0, tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now() - MAX_TTL_SECONDS - 100, exp: now() + 60 });
     await expectCode(verifyTenantToken(SECRET, t), 'expired', /older than/);
   });
 
   it('refuses an issue time in the future', async () => {
-    const t = await signed({ sub: 'acme', tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now() + 3600, exp: now() + 7200 });
+    const t = await signed({ sub: '7', tenant: 'acme', gen: 0, tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now() + 3600, exp: now() + 7200 });
     await expectCode(verifyTenantToken(SECRET, t), 'invalid_claims', /issue time/);
   });
 
@@ -264,9 +260,18 @@ describe('claim checks behind the signature', () => {
     await expectCode(verifyTenantToken(SECRET, t), 'bad_signature');
   });
 
-  it('accepts a well-formed hand-signed token (the helper is faithful)', async () => {
+  it('refuses a name-only token of older versions (no tenant id, no generation)', async () => {
     const t = await signed({ sub: 'acme', tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
-    await expect(verifyTenantToken(SECRET, t)).resolves.toMatchObject({ tenant: 'acme', tier: 'pro' });
+    await expectCode(verifyTenantToken(SECRET, t), 'invalid_claims', /tenant id and token generation/);
+    const noGen = await signed({ sub: '7', tenant: 'acme', tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
+    await expectCode(verifyTenantToken(SECRET, noGen), 'invalid_claims');
+    const badGen = await signed({ sub: '7', tenant: 'acme', gen: -1, tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
+    await expectCode(verifyTenantToken(SECRET, badGen), 'invalid_claims');
+  });
+
+  it('accepts a well-formed hand-signed token (the helper is faithful)', async () => {
+    const t = await signed({ sub: '7', tenant: 'acme', gen: 0, tier: 'pro', iss: ISSUER, aud: TENANT_AUDIENCE, iat: now(), exp: now() + 60 });
+    await expect(verifyTenantToken(SECRET, t)).resolves.toMatchObject({ ...ACME, tier: 'pro' });
   });
 });
 

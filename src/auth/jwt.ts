@@ -41,22 +41,25 @@ export class TokenError extends Error {
 }
 
 export interface TenantTokenClaims {
+  /** The tenant's id (the subject): a tenant recreated under the same name has another. */
+  tenantId: number;
+  /** The tenant's name when minted (informational: the id and generation are what is checked). */
   tenant: string;
+  /** The tenant's token generation when minted: `tokens revoke` moves it on. */
+  generation: number;
   tier: string;
   /** Expiry, seconds since the epoch. */
   exp: number;
   /** Issue time, seconds since the epoch (required by verify). */
   iat: number;
-  /** The tenant id the token was minted for, when it names one. */
-  tenantId?: number;
 }
 
 export interface MintTenantTokenOptions {
+  tenantId: number;
   tenant: string;
+  generation: number;
   tier: string;
   ttlSeconds: number;
-  /** The tenant's id (claim `tid`): a tenant deleted and re-created under the same name does not inherit the token. */
-  tenantId?: number;
 }
 
 /** Three base64url segments: enough to tell a JWT from an API key (`ec_...`) in a Bearer header. */
@@ -147,21 +150,31 @@ function toTokenError(err: unknown, kind: string): TokenError {
   return new TokenError('malformed', `The ${kind} token is malformed.`, { cause: err });
 }
 
-/** A tenant-scoped token: sub = tenant, plus its tier. */
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+
+/** A tenant-scoped token: sub = the tenant's id, `gen` = its token generation, plus its name and tier. */
 export async function mintTenantToken(secret: string, opts: MintTenantTokenOptions): Promise<string> {
+  if (!isCount(opts.tenantId)) throw new RangeError('tenantId must be a whole number.');
+  if (!isCount(opts.generation)) throw new RangeError('generation must be a whole number.');
   if (opts.tenant === '') throw new RangeError('tenant must not be empty.');
   if (opts.tier === '') throw new RangeError('tier must not be empty.');
-  return mint(secret, TENANT_AUDIENCE, opts.tenant, opts.ttlSeconds, { tier: opts.tier, ...(opts.tenantId !== undefined ? { tid: opts.tenantId } : {}) });
+  return mint(secret, TENANT_AUDIENCE, String(opts.tenantId), opts.ttlSeconds, { tenant: opts.tenant, gen: opts.generation, tier: opts.tier });
 }
 
-/** Verifies a tenant token; throws TokenError (with a `code`) when it must be refused. */
+/**
+ * Verifies a tenant token's signature and claims; throws TokenError (with a `code`) when it must
+ * be refused. The caller still checks the id and generation against the database.
+ */
 export async function verifyTenantToken(secret: string, token: string): Promise<TenantTokenClaims> {
   const payload = await verify(secret, token, TENANT_AUDIENCE);
   if (typeof payload.tier !== 'string' || payload.tier === '') {
     throw new TokenError('invalid_claims', 'The tenant token has no tier claim.');
   }
-  if (payload.tid !== undefined && !Number.isSafeInteger(payload.tid)) throw new TokenError('invalid_claims', 'The tenant token\'s "tid" claim is not a tenant id.');
-  return { tenant: payload.sub, tier: payload.tier, exp: payload.exp, iat: payload.iat ?? 0, ...(typeof payload.tid === 'number' ? { tenantId: payload.tid } : {}) };
+  // Tokens minted before tokens were bound to tenant ids (sub = name, no generation) are refused.
+  if (!/^\d{1,15}$/.test(payload.sub) || !isCount(payload.gen) || typeof payload.tenant !== 'string') {
+    throw new TokenError('invalid_claims', 'The tenant token does not name a tenant id and token generation (it was minted by an older version). Ask for a new token.');
+  }
+  return { tenantId: Number(payload.sub), tenant: payload.tenant, generation: payload.gen, tier: payload.tier, exp: payload.exp, iat: payload.iat ?? 0 };
 }
 
 export async function mintAdminToken(secret: string, ttlSeconds: number): Promise<string> {

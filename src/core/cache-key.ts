@@ -27,5 +27,10 @@ export function cacheScope(spec: ModelSpec, taskType: TaskType | null): CacheSco
 
 /** One string per (tenant, scope, input) for in-process maps (hot cache, singleflight). */
 export function memoryKey(tenantId: number, scope: CacheScope, hash: Buffer): string {
-  return `${tenantId}\u0000${scope.model}\u0000${scope.modelVersion}\u0000${hash.toString('base64')}`;
+  return `${memoryKeyPrefix(tenantId)}${scope.model}\u0000${scope.modelVersion}\u0000${hash.toString('base64')}`;
+}
+
+/** What every memory key of a tenant starts with. */
+export function memoryKeyPrefix(tenantId: number): string {
+  return `${tenantId}\u0000`;
 }

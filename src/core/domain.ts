@@ -23,6 +23,10 @@ export interface Tenant {
   tier: string;
   sharePublic: boolean;
   createdAt: Date;
+  /** Bumped by `tokens revoke`: tenant JWTs carry the generation they were minted under. */
+  tokenGeneration: number;
+  /** Bumped by every clear (see NewRow.cacheEpoch). */
+  cacheEpoch: number;
 }
 
 /** The shared pool's tenant id (see migrations/001_init.sql). */
@@ -50,6 +54,8 @@ export interface NewRow {
   inputHash: Buffer;
   vector: Buffer;
   tokens: number;
+  /** The tenant's cache epoch the row was computed under; the insert drops it if a clear moved on. Unset: not checked. */
+  cacheEpoch?: number;
 }
 
 /** Hits of one row since the last flush. */

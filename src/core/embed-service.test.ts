@@ -120,6 +120,31 @@ afterEach(async () => {
 });
 
 describe('EmbedService', () => {
+  it("forgets a dropped tenant's hot entries and the results of requests running during the drop, and only that tenant's", async () => {
+    const { backend, service, store, embed } = setup({ hotBytes: 1 << 20 });
+    const other: TenantContext = { id: 3, name: 'other', tier: 'unlimited', sharePublic: false };
+    await embed(acme, ['a']);
+    await embed(other, ['a']);
+    await service.flush();
+    const lookups = store.lookups;
+    service.dropTenant(acme.id);
+    expect((await embed(other, ['a'])).hits).toBe(1);
+    expect(store.lookups).toBe(lookups); // still in memory
+    expect((await embed(acme, ['a'])).hits).toBe(1);
+    expect(store.lookups).toBe(lookups + 1); // from the store again
+    // A miss computing while the tenant is dropped (its clear in another process) is not kept in memory.
+    backend.delayMs = 50;
+    const running = embed(acme, ['b']);
+    await sleep(10);
+    service.dropTenant(acme.id);
+    await running;
+    await service.flush();
+    store.rows.clear(); // what the clear deleted
+    backend.calls = [];
+    expect((await embed(acme, ['b'])).hits).toBe(0);
+    expect(backend.calls).toEqual([['b']]);
+  });
+
   it('computes 50 concurrent identical misses once, whatever the timing of the store lookups', async () => {
     const { store, backend, embed } = setup();
     // Lookups finish in a scattered order, some well after the first compute is done.

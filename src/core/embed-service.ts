@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { Accumulator } from './accumulator.js';
-import { cacheScope, inputHash, memoryKey } from './cache-key.js';
+import { cacheScope, inputHash, memoryKey, memoryKeyPrefix } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
 import { PUBLIC_TENANT_ID, type CacheScope, type HitCount, type NewRow, type StoredVector, type UsageDelta } from './domain.js';
 import { DomainError } from './errors.js';
@@ -76,6 +76,8 @@ interface EmbedContext {
   /** Own rows, then the shared pool's when the tenant opted in. */
   readTenants: number[];
   writeTenants: number[];
+  /** The tenant's drop count when the request began: a clear or deletion since then keeps its results out of memory. */
+  drops: number;
 }
 
 /** A key being resolved by some request (store lookup, then compute). `done` is set once its row is known. */
@@ -154,7 +156,7 @@ export class EmbedService {
     const { spec, backend } = req.model;
     const taskType = spec.defaultTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
     const tenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
-    return { tenant, spec, backend, scope: cacheScope(spec, taskType), taskType, readTenants: tenants, writeTenants: tenants };
+    return { tenant, spec, backend, scope: cacheScope(spec, taskType), taskType, readTenants: tenants, writeTenants: tenants, drops: this.drops.get(tenant.id) ?? 0 };
   }
 
   /** Distinct inputs by hash, and each input's slot in request order. */
@@ -258,7 +260,7 @@ export class EmbedService {
       slot.value = { bytes: row.vector, tokens: row.tokens };
       slot.cached = true;
       const rowKey = row.tenantId === ctx.tenant.id ? slot.key : memoryKey(row.tenantId, ctx.scope, slot.hash);
-      this.deps.hot.set(rowKey, slot.value);
+      if (this.undropped(ctx, row.tenantId)) this.deps.hot.set(rowKey, slot.value, row.tenantId);
       this.countHit(rowKey, row.tenantId, ctx.scope, slot.hash);
       this.settle(slot, { value: slot.value, cached: true });
     }
@@ -345,8 +347,10 @@ export class EmbedService {
     missing.forEach((slot, i) => {
       slot.value = values[i];
       for (const t of ctx.writeTenants) {
-        rows.push({ tenantId: t, scope: ctx.scope, inputHash: slot.hash, vector: values[i].bytes, tokens: values[i].tokens });
-        this.deps.hot.set(memoryKey(t, ctx.scope, slot.hash), values[i]);
+        // The epoch the tenant had when authenticated: a clear since then drops the row at insert.
+        const cacheEpoch = t === ctx.tenant.id ? ctx.tenant.cacheEpoch : undefined;
+        rows.push({ tenantId: t, scope: ctx.scope, inputHash: slot.hash, vector: values[i].bytes, tokens: values[i].tokens, cacheEpoch });
+        if (this.undropped(ctx, t)) this.deps.hot.set(memoryKey(t, ctx.scope, slot.hash), values[i], t);
       }
       this.settle(slot, { value: values[i], cached: false });
     });
@@ -415,9 +419,28 @@ export class EmbedService {
     await Promise.all([this.hitCounts.flush(), this.usage.flush()]);
   }
 
-  /** Drops in-process cached rows (after a clear or a tenant deletion). */
+  /** Drops every in-process cached row. */
   dropHotCache(): void {
     this.deps.hot.clear();
+  }
+
+  /** Clears or deletions seen per tenant (see dropTenant). */
+  private readonly drops = new Map<number, number>();
+
+  private undropped(ctx: EmbedContext, tenantId: number): boolean {
+    return tenantId !== ctx.tenant.id || (this.drops.get(tenantId) ?? 0) === ctx.drops;
+  }
+
+  /**
+   * Forgets what this process holds of a tenant (after its clear or deletion, here or in another
+   * process): hot entries, computed rows waiting to be stored (no longer served as hits; the
+   * store drops them at insert), and results of requests still running (kept out of memory).
+   */
+  dropTenant(tenantId: number): void {
+    this.drops.set(tenantId, (this.drops.get(tenantId) ?? 0) + 1);
+    this.deps.hot.dropTenant(tenantId);
+    const prefix = memoryKeyPrefix(tenantId);
+    for (const [key, entry] of this.inflight) if (entry.done && key.startsWith(prefix)) this.inflight.delete(key);
   }
 
   /** Rows, hit counters and usage entries waiting for the store (for health and tests). */

@@ -69,4 +69,8 @@ export class TenantProviders implements TenantModelSource {
   forget(tenantId: number): void {
     this.byTenant.delete(tenantId);
   }
+
+  forgetAll(): void {
+    this.byTenant.clear();
+  }
 }

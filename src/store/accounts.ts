@@ -1,6 +1,7 @@
 import type { Tenant } from '../core/domain.js';
 import type postgres from 'postgres';
 import type { Sql } from './db.js';
+import { toTenant, type TenantRow } from './tenants.js';
 
 /** The pool or a transaction of it. */
 type Queryable = Sql | postgres.TransactionSql;
@@ -55,12 +56,12 @@ export async function insertTenantWithAccount(
   tx: Queryable,
   a: { tenantName: string; tier: string; email: string; passwordHash: string },
 ): Promise<{ tenant: Tenant; accountId: number }> {
-  const [t] = await tx<{ id: string; name: string; tier: string; share_public: boolean; created_at: Date }[]>`
+  const [t] = await tx<TenantRow[]>`
     INSERT INTO tenants (name, tier) VALUES (${a.tenantName}, ${a.tier}) RETURNING *`;
   const [acc] = await tx<{ id: string }[]>`
     INSERT INTO accounts (tenant_id, email, password_hash) VALUES (${t.id}, ${a.email}, ${a.passwordHash}) RETURNING id`;
   return {
-    tenant: { id: Number(t.id), name: t.name, tier: t.tier, sharePublic: t.share_public, createdAt: t.created_at },
+    tenant: toTenant(t),
     accountId: Number(acc.id),
   };
 }
@@ -84,11 +85,12 @@ export async function findAccountByTenant(sql: Sql, tenantId: number): Promise<A
 }
 
 /** A tenant by name with its account's JWT cut-off (null without an account or a revoke). */
-export async function findTenantForToken(sql: Sql, name: string): Promise<(Tenant & { sessionsRevokedAt: Date | null }) | null> {
-  const rows = await sql<{ id: string; name: string; tier: string; share_public: boolean; created_at: Date; sessions_revoked_at: Date | null }[]>`
-    SELECT t.*, a.sessions_revoked_at FROM tenants t LEFT JOIN accounts a ON a.tenant_id = t.id WHERE t.name = ${name}`;
+/** A token's tenant by id, with the account's session cut-off (null for tenants without an account). */
+export async function findTenantForToken(sql: Sql, tenantId: number): Promise<(Tenant & { sessionsRevokedAt: Date | null }) | null> {
+  const rows = await sql<(TenantRow & { sessions_revoked_at: Date | null })[]>`
+    SELECT t.*, a.sessions_revoked_at FROM tenants t LEFT JOIN accounts a ON a.tenant_id = t.id WHERE t.id = ${tenantId}`;
   const r = rows[0];
-  return r ? { id: Number(r.id), name: r.name, tier: r.tier, sharePublic: r.share_public, createdAt: r.created_at, sessionsRevokedAt: r.sessions_revoked_at } : null;
+  return r ? { ...toTenant(r), sessionsRevokedAt: r.sessions_revoked_at } : null;
 }
 
 export async function touchLogin(sql: Sql, accountId: number): Promise<void> {

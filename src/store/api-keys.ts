@@ -7,6 +7,7 @@ export interface ApiKeyRecord {
   tenantName: string;
   tier: string;
   sharePublic: boolean;
+  cacheEpoch: number;
   prefix: string;
   keyHash: Buffer;
   name: string | null;
@@ -21,6 +22,7 @@ interface KeyRow {
   tenant_name: string;
   tier: string;
   share_public: boolean;
+  cache_epoch: number;
   prefix: string;
   key_hash: Buffer;
   name: string | null;
@@ -35,6 +37,7 @@ const toRecord = (r: KeyRow): ApiKeyRecord => ({
   tenantName: r.tenant_name,
   tier: r.tier,
   sharePublic: r.share_public,
+  cacheEpoch: r.cache_epoch,
   prefix: r.prefix,
   keyHash: r.key_hash,
   name: r.name,
@@ -57,7 +60,7 @@ export async function insertApiKey(
 /** The live (not revoked) key with this prefix, with its tenant. */
 export async function findLiveKeyByPrefix(sql: Sql, prefix: string): Promise<ApiKeyRecord | null> {
   const rows = await sql<KeyRow[]>`
-    SELECT k.*, t.name AS tenant_name, t.tier, t.share_public
+    SELECT k.*, t.name AS tenant_name, t.tier, t.share_public, t.cache_epoch
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
     WHERE k.prefix = ${prefix} AND k.revoked_at IS NULL`;
   return rows[0] ? toRecord(rows[0]) : null;
@@ -65,7 +68,7 @@ export async function findLiveKeyByPrefix(sql: Sql, prefix: string): Promise<Api
 
 export async function listApiKeys(sql: Sql, opts: { tenant?: string; tenantId?: number; prefix?: string } = {}): Promise<ApiKeyRecord[]> {
   const rows = await sql<KeyRow[]>`
-    SELECT k.*, t.name AS tenant_name, t.tier, t.share_public
+    SELECT k.*, t.name AS tenant_name, t.tier, t.share_public, t.cache_epoch
     FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
     WHERE (${opts.tenant ?? null}::text IS NULL OR t.name = ${opts.tenant ?? null})
       AND (${opts.tenantId ?? null}::bigint IS NULL OR k.tenant_id = ${opts.tenantId ?? null})

@@ -18,8 +18,12 @@ export async function lookupVectors(
 
 /**
  * Writes new rows in one round trip; a row already there (a concurrent writer) is kept, and
- * rows of a tenant deleted meanwhile are dropped (the join), so a late write cannot resurrect
- * its cache. One statement shape for any row count: prepared once per connection.
+ * rows of a tenant deleted meanwhile are dropped (the join), as are rows computed before a
+ * clear (their cache epoch is behind the tenant's), so a late write cannot resurrect a cache.
+ * FOR SHARE orders it with a concurrent clear or deletion (which update or delete the tenant
+ * row): either the insert commits first and the clear deletes its rows, or it waits and then
+ * sees the new epoch (or no tenant) and writes nothing.
+ * One statement shape for any row count: prepared once per connection.
  */
 export async function insertVectors(sql: Sql, rows: NewRow[]): Promise<void> {
   if (rows.length === 0) return;
@@ -29,9 +33,11 @@ export async function insertVectors(sql: Sql, rows: NewRow[]): Promise<void> {
     FROM unnest(
       ${rows.map((r) => r.tenantId)}::bigint[], ${rows.map((r) => r.scope.model)}::text[],
       ${rows.map((r) => r.scope.modelVersion)}::text[], ${sql.array(rows.map((r) => r.inputHash), 17)},
-      ${sql.array(rows.map((r) => r.vector), 17)}, ${rows.map((r) => r.tokens)}::int[]
-    ) AS v(t, m, mv, h, vec, tok)
-    JOIN tenants ON tenants.id = v.t
+      ${sql.array(rows.map((r) => r.vector), 17)}, ${rows.map((r) => r.tokens)}::int[],
+      ${rows.map((r) => r.cacheEpoch ?? -1)}::int[]
+    ) AS v(t, m, mv, h, vec, tok, ep)
+    JOIN tenants ON tenants.id = v.t AND (v.ep < 0 OR tenants.cache_epoch = v.ep)
+    FOR SHARE OF tenants
     ON CONFLICT DO NOTHING`;
 }
 
@@ -54,12 +60,18 @@ export async function countRows(sql: Sql, tenantId: number): Promise<{ rows: num
   return { rows: Number(r.rows), bytes: Number(r.bytes ?? 0) };
 }
 
-/** Deletes a tenant's rows (optionally one model's); returns how many. */
+/**
+ * Deletes a tenant's rows (optionally one model's) and moves its cache epoch on, in one
+ * transaction, so rows computed before the clear and written after it are dropped; returns how many.
+ */
 export async function clearRows(sql: Sql, tenantId: number, model?: string): Promise<number> {
-  const r = await sql`
-    DELETE FROM embeddings WHERE tenant_id = ${tenantId}
-      AND (${model ?? null}::text IS NULL OR model = ${model ?? null})`;
-  return r.count;
+  return sql.begin(async (tx) => {
+    await tx`UPDATE tenants SET cache_epoch = cache_epoch + 1 WHERE id = ${tenantId}`;
+    const r = await tx`
+      DELETE FROM embeddings WHERE tenant_id = ${tenantId}
+        AND (${model ?? null}::text IS NULL OR model = ${model ?? null})`;
+    return r.count;
+  });
 }
 
 /** Drops rows not hit for `days` days. */

@@ -1,24 +1,40 @@
 import type { Tenant } from '../core/domain.js';
 import type { Sql } from './db.js';
 
-interface TenantRow {
+export interface TenantRow {
   id: string;
   name: string;
   tier: string;
   share_public: boolean;
   created_at: Date;
+  token_generation: number;
+  cache_epoch: number;
 }
 
-const toTenant = (r: TenantRow): Tenant => ({
+export const toTenant = (r: TenantRow): Tenant => ({
   id: Number(r.id),
   name: r.name,
   tier: r.tier,
   sharePublic: r.share_public,
   createdAt: r.created_at,
+  tokenGeneration: r.token_generation,
+  cacheEpoch: r.cache_epoch,
 });
 
 export async function findTenantByName(sql: Sql, name: string): Promise<Tenant | null> {
   const rows = await sql<TenantRow[]>`SELECT * FROM tenants WHERE name = ${name}`;
+  return rows[0] ? toTenant(rows[0]) : null;
+}
+
+export async function findTenantById(sql: Sql, id: number): Promise<Tenant | null> {
+  const rows = await sql<TenantRow[]>`SELECT * FROM tenants WHERE id = ${id}`;
+  return rows[0] ? toTenant(rows[0]) : null;
+}
+
+/** Bumps a tenant's token generation: every JWT minted before stops verifying. Null: no such tenant. */
+export async function bumpTokenGeneration(sql: Sql, name: string): Promise<Tenant | null> {
+  const rows = await sql<TenantRow[]>`
+    UPDATE tenants SET token_generation = token_generation + 1 WHERE name = ${name} AND id <> 0 RETURNING *`;
   return rows[0] ? toTenant(rows[0]) : null;
 }
 

@@ -137,6 +137,11 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       return { token: t.token, tenant: t.tenant, expires_at: t.expires_at };
     },
   );
+  r.post(
+    '/tenants/:name/tokens/revoke',
+    { schema: { summary: "Revoke every tenant JWT minted so far for this tenant (its API keys stay valid)", tags: tags('tokens'), params: NameParam } },
+    async (req) => admin.revokeTenantTokens({ tenant: req.params.name }),
+  );
   r.post('/tokens/admin', { schema: { summary: 'Mint a short-lived admin JWT', tags: tags('tokens'), body: S.MintAdminToken } }, async (req, reply) => {
     void reply.code(201);
     return admin.mintAdminToken(req.body);
