@@ -5,14 +5,21 @@ import type { Sql } from '../store/db.js';
 import { upsertProvider, type ProviderRecord } from '../store/providers.js';
 import type { Tenant } from '../core/domain.js';
 import { ApiError } from '../core/errors.js';
+import { checkOptions, DEFAULT_BASE_URLS } from '../backends/providers/options.js';
+import type { ProviderKind } from '../backends/providers/errors.js';
 
 /** Admin verbs shared by the admin API and the CLI, so both check the same things. */
 
 export interface NewProvider {
   name: string;
-  base_url: string;
+  /** Default `openai`. */
+  kind?: ProviderKind;
+  /** Absent: the kind's public endpoint (required for azure-openai and template). */
+  base_url?: string;
   api_key: string;
   models: string[];
+  /** Kind-specific settings (api_version, deployment, request, vectors_path, ...). */
+  options?: Record<string, unknown>;
 }
 
 /** Validates the URL against the SSRF rules, seals the key under MASTER_KEY, stores the provider. */
@@ -20,21 +27,35 @@ export async function addProvider(sql: Sql, config: Pick<Config, 'masterKeys' | 
   if (!config.masterKeys) {
     throw new ApiError(400, 'invalid_request_error', 'Provider keys are encrypted at rest: the operator must set MASTER_KEY first (e.g. `openssl rand -hex 32`).', 'api_key', 'master_key_missing');
   }
+  const kind = p.kind ?? 'openai';
+  const { problems, options } = checkOptions(kind, p.options ?? {}, p.base_url);
+  if (problems.length > 0) throw ApiError.invalid(problems.map((x) => `${x.path} ${x.message}`).join('; '), problems[0].path);
+  const baseUrl = p.base_url ?? DEFAULT_BASE_URLS[kind]!;
   try {
-    checkProviderUrl(p.base_url, config.ssrf);
+    checkProviderUrl(baseUrl, config.ssrf);
   } catch (err) {
     if (err instanceof SsrfError) throw ApiError.invalid(err.message, 'base_url');
     throw err;
   }
-  return upsertProvider(sql, { tenantId: tenant.id, name: p.name, baseUrl: p.base_url, models: p.models, key: seal(p.api_key, config.masterKeys) });
+  return upsertProvider(sql, {
+    tenantId: tenant.id,
+    name: p.name,
+    kind,
+    baseUrl,
+    models: p.models,
+    options: options as Record<string, unknown>,
+    key: seal(p.api_key, config.masterKeys),
+  });
 }
 
 /** What listings show of a provider: never the key, only its last four characters. */
 export function providerView(p: ProviderRecord) {
   return {
     name: p.name,
+    kind: p.kind,
     base_url: p.baseUrl,
     models: p.models,
+    options: p.options,
     api_key_last4: p.key.last4,
     key_id: p.key.keyId,
     created_at: p.createdAt.toISOString(),

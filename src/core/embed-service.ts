@@ -12,13 +12,15 @@ import type { CachedVector, HotCache } from './hot-cache.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedModel } from './models.js';
 import type { TenantContext } from './tenant.js';
-import type { EmbedInput, Embedder, ModelSpec, TaskType } from './types.js';
+import type { EmbedInput, EmbedOptions, Embedder, ModelSpec, TaskType } from './types.js';
 
 export interface EmbedRequest {
   /** The model and the backend serving it, as resolved for this tenant (see ModelAccess). */
   model: ResolvedModel;
   inputs: EmbedInput[];
   taskType?: TaskType | null;
+  /** The asked-for `dimensions`: computed by the provider (and scoped) only for `native` models. */
+  dimensions?: number;
 }
 
 export interface EmbeddedItem extends CachedVector {
@@ -84,8 +86,9 @@ export class EmbedService {
 
   async embed(tenant: TenantContext, req: EmbedRequest): Promise<EmbedOutcome> {
     const { spec, backend } = req.model;
-    const taskType = spec.defaultTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
-    const scope = cacheScope(spec, taskType);
+    const taskType = spec.defaultTaskType || spec.acceptsTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
+    const dims = spec.dimensionsMethod === 'native' && req.dimensions !== undefined && req.dimensions !== spec.dimensions ? req.dimensions : undefined;
+    const scope = cacheScope(spec, taskType, dims);
     const readTenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
 
     // Unique inputs of this request, by hash; `slots` maps each input to its unique entry.
@@ -145,7 +148,7 @@ export class EmbedService {
         mine.push({ key, hash: u.hash, input: u.input });
       }
     }
-    if (mine.length > 0) waits.push(this.compute(tenant, spec, backend, scope, taskType, mine, unique));
+    if (mine.length > 0) waits.push(this.compute(tenant, spec, backend, scope, { taskType, dimensions: dims }, mine, unique));
     let backendMs = 0;
     if (waits.length > 0) {
       await Promise.all(waits);
@@ -185,14 +188,14 @@ export class EmbedService {
     spec: ModelSpec,
     backend: Embedder,
     scope: CacheScope,
-    taskType: TaskType | null,
+    options: EmbedOptions,
     mine: { key: string; hash: Buffer; input: EmbedInput }[],
     unique: Map<string, { value?: CachedVector }>,
   ): Promise<void> {
     const metrics = this.deps.metrics;
     const stopTimer = metrics?.backendDuration.startTimer({ backend: backend.name });
     metrics?.backendBatchSize.observe({ backend: backend.name }, mine.length);
-    const call = backend.embed(spec.id, mine.map((m) => m.input), { taskType });
+    const call = backend.embed(spec.id, mine.map((m) => m.input), options);
     call.then(
       () => stopTimer?.(),
       (err: unknown) => metrics?.backendErrors.inc({ backend: backend.name, status: String((err as { status?: number }).status ?? 'error') }),

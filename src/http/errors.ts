@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ApiError } from '../core/errors.js';
+import { ApiError, isDomainError, type DomainError } from '../core/errors.js';
 
 /** Every error leaves as OpenAI's `{error:{message,type,param,code}}` with a fitting status. */
 export function installErrorHandlers(app: FastifyInstance): void {
@@ -15,8 +15,31 @@ export function installErrorHandlers(app: FastifyInstance): void {
   });
 }
 
+// Interim, until main's domain-error mapping lands (issue 8): upstream kinds only.
+function fromDomain(e: DomainError): ApiError {
+  const retry = e.details.retryAfterSeconds;
+  const headers: Record<string, string> = retry !== undefined ? { 'retry-after': String(retry) } : {};
+  switch (e.kind) {
+    case 'invalid_input':
+      return new ApiError(400, 'invalid_request_error', e.message, e.param, e.code);
+    case 'model_not_found':
+      return new ApiError(404, 'invalid_request_error', e.message, 'model', 'model_not_found');
+    case 'upstream_rate_limited':
+      return new ApiError(429, 'rate_limit_error', e.message, null, e.code ?? 'rate_limit_exceeded', headers);
+    case 'upstream_timeout':
+      return new ApiError(504, 'server_error', e.message, null, 'upstream_timeout');
+    case 'upstream_refused':
+    case 'upstream_invalid_response':
+    case 'upstream_unreachable':
+      return new ApiError(502, 'server_error', e.message, null, e.code ?? e.kind);
+    default:
+      return ApiError.internal('The server had an error while processing your request. Sorry about that! Retry, and check the server log with the x-request-id.');
+  }
+}
+
 function toApiError(err: FastifyError | ApiError | Error): ApiError {
   if (err instanceof ApiError) return err;
+  if (isDomainError(err)) return fromDomain(err);
   const fe = err as FastifyError;
   switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -7,7 +7,7 @@ import { guardedFetch, type SsrfPolicy } from '../security/ssrf.js';
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
 import { listProviders } from '../store/providers.js';
-import { UpstreamEmbedder } from '../backends/upstream.js';
+import { buildProvider, PROVIDER_KINDS, type ProviderKind } from './factory.js';
 
 export interface TenantProvidersOptions {
   masterKeys: MasterKeys | undefined;
@@ -21,7 +21,7 @@ export interface TenantProvidersOptions {
 }
 
 /**
- * BYOK: a tenant's own OpenAI-compatible providers as models it may use. Keys are unsealed
+ * BYOK: a tenant's own providers (any kind) as models it may use. Keys are unsealed
  * only here, in memory; every connection goes through the SSRF guard. Provider lists are
  * cached per tenant, so a request costs no extra round trip.
  */
@@ -47,16 +47,15 @@ export class TenantProviders implements TenantModelSource {
     }
     const models: ResolvedModel[] = [];
     for (const p of rows) {
-      const backend = new UpstreamEmbedder({
-        baseUrl: p.baseUrl,
-        apiKey: open(p.key, this.opts.masterKeys!),
-        models: p.models,
-        maxBatch: this.opts.maxBatch,
-        timeoutMs: this.opts.timeoutMs,
-        maxRetries: this.opts.maxRetries,
-        ownedBy: `provider:${p.name}`,
-        fetch: this.fetch,
-      });
+      if (!(PROVIDER_KINDS as readonly string[]).includes(p.kind)) {
+        this.opts.logger.warn({ tenantId, provider: p.name, kind: p.kind }, 'provider of an unknown kind skipped');
+        continue;
+      }
+      // Every kind, the same guarded fetch: SSRF rules hold whatever the wire format.
+      const backend = buildProvider(
+        { kind: p.kind as ProviderKind, name: p.name, baseUrl: p.baseUrl, apiKey: open(p.key, this.opts.masterKeys!), models: p.models.map((id) => ({ id })), options: p.options },
+        { owner: 'tenant', fetch: this.fetch, timeoutMs: this.opts.timeoutMs, maxRetries: this.opts.maxRetries, maxBatch: this.opts.maxBatch, ownedBy: `provider:${p.name}` },
+      );
       for (const spec of backend.models()) models.push({ spec, backend, kind: 'byok' });
     }
     this.byTenant.set(tenantId, models);

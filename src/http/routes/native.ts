@@ -18,7 +18,7 @@ export async function nativeRoutes(app: FastifyInstance): Promise<void> {
     if (!id) throw ApiError.invalid('No model is available to you on this server; pass `model`.', 'model');
     const resolved = await models.resolve(request.tenant, request.tier, id);
     checkDimensions(resolved.spec, dims);
-    const outcome = await embeddings.embed(request.tenant, { model: resolved, inputs: texts.map((text) => ({ kind: 'text', text })), taskType });
+    const outcome = await embeddings.embed(request.tenant, { model: resolved, inputs: texts.map((text) => ({ kind: 'text', text })), taskType, dimensions: dims });
     limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
     checkDerivable(outcome, dims);
     return { outcome, vectors: outcome.items.map((it) => toArray(it, dims, resolved.spec.dimensionsMethod)) };

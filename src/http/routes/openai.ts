@@ -14,7 +14,7 @@ export async function openaiRoutes(app: FastifyInstance): Promise<void> {
     const inputs = parseInput(body.input, config.maxInputs);
     const model = await models.resolve(request.tenant, request.tier, body.model);
     checkDimensions(model.spec, body.dimensions);
-    const outcome = await embeddings.embed(request.tenant, { model, inputs, taskType: body.task_type });
+    const outcome = await embeddings.embed(request.tenant, { model, inputs, taskType: body.task_type, dimensions: body.dimensions });
     limits.chargeTokens(request.tenant.id, request.tier, outcome.missTokens);
     checkDerivable(outcome, body.dimensions);
     void reply.header('x-cache', cacheHeader(outcome)).type('application/json');
