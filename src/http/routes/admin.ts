@@ -10,6 +10,7 @@ import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant
 import { listTiers, upsertTier } from '../../store/tiers.js';
 import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../auth/jwt.js';
 import { addProvider, jwtSecretOf, providerView } from '../../admin/providers.js';
+import { PROVIDER_KINDS } from '../../backends/providers/errors.js';
 import { deleteProvider, listProviders } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
 
@@ -38,9 +39,11 @@ const PutTier = z.object({
 const MintToken = z.object({ ttl_seconds: z.number().int().min(1).max(MAX_TTL_SECONDS).default(3600) });
 const CreateProvider = z.object({
   name: TenantName,
-  base_url: z.string().url('base_url must be a URL such as https://api.example.com/v1'),
+  kind: z.enum(PROVIDER_KINDS, { error: `kind must be one of ${PROVIDER_KINDS.join(', ')}` }).optional(),
+  base_url: z.string().url('base_url must be a URL such as https://api.example.com/v1').optional(),
   api_key: z.string().min(1, 'api_key is required'),
   models: z.array(z.string().min(1)).min(1, 'models must list at least one model id'),
+  options: z.record(z.string(), z.unknown()).optional(),
 });
 
 const tenantView = (t: Tenant) => ({ name: t.name, tier: t.tier, share_public: t.sharePublic, created_at: t.createdAt.toISOString() });
@@ -233,7 +236,7 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
     {
       method: 'POST',
       path: '/tenants/:name/providers',
-      summary: 'Add or replace (by name) a BYOK provider: an OpenAI-compatible base URL, its key and the models routed to it',
+      summary: 'Add or replace (by name) a BYOK provider: its kind (openai, azure-openai, cohere, voyage, gemini, template), base URL, key, models and kind-specific options',
       body: CreateProvider,
       handler: async (r, reply) => {
         const b = parseBody(CreateProvider, r.body);
