@@ -4,12 +4,10 @@
  * insurance). Sequential calls (latency per request) and 64 in flight (throughput).
  * Usage: npm run build && node bench/limiter.mjs [--seconds 3]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { RateLimits } from '../dist/limits/rate-limit.js';
-import { freePort, spawnTracked, stopChild, waitFor, canConnect } from './lib/services.mjs';
+import { startRedis, waitFor } from './lib/services.mjs';
 
 const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 3;
 const tier = { name: 'bench', requestsPerDay: 1e9, burstPerSecond: 1e9, tokensPerMinute: 1e9, maxCachedRows: null, backends: ['upstream'] };
@@ -37,13 +35,10 @@ async function measure(name, limits, inFlight) {
   return { name, inFlight, perSecond: Math.round(calls / seconds), p50us: Math.round(q(0.5)), p99us: Math.round(q(0.99)) };
 }
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'ec-bench-redis-'));
-const port = await freePort();
-const redisProc = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+const redisServer = await startRedis();
 const rows = [];
 try {
-  await waitFor(() => canConnect(port), 'redis-server', 10_000, redisProc);
-  const redis = new Redis(`redis://127.0.0.1:${port}`, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const redis = new Redis(redisServer.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
   await waitFor(async () => (await redis.ping()) === 'PONG', 'redis client', 10_000);
   for (const inFlight of [1, 64]) {
     rows.push(await measure('none', null, inFlight));
@@ -52,8 +47,7 @@ try {
   }
   redis.disconnect();
 } finally {
-  await stopChild(redisProc);
-  rmSync(dir, { recursive: true, force: true });
+  await redisServer.stop();
 }
 
 console.log(`## rate limiter cost per request (admit + chargeTokens), ${seconds} s each, ${os.cpus().length} × ${os.cpus()[0].model}\n`);

@@ -178,7 +178,7 @@ class Stack {
 
   async start() {
     log(`temp dir ${this.tmp}`);
-    this.pg = await startPostgres({ logDir: this.tmp });
+    this.pg = await startPostgres({ logDir: this.tmp, settings: { shared_buffers: '256MB' } });
     this.stops.push(() => this.pg.stop());
     log(`PostgreSQL ${this.pg.version} at ${this.pg.url}`);
     this.upstream = await this.startFakeUpstream(this.opts.upstreamLatency);

@@ -316,14 +316,13 @@ program
     try {
       const t = await tenantOrExit(server.db, o.tenant);
       const tenant = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
-      const services = server.app.services;
-      const model = await services.models.resolve(tenant, services.tiers.get(t.tier), o.model);
+      const tier = await server.tiers.resolve(t.tier);
       const input = o.file ? createReadStream(o.file) : process.stdin;
       const lines = createInterface({ input, crlfDelay: Infinity });
       const bar = process.stderr.isTTY ? new SingleBar({ format: 'seed {value} inputs | {hits} hits | {rate}/s', stream: process.stderr }, Presets.shades_classic) : null;
       const started = performance.now();
       bar?.start(0, 0, { hits: 0, rate: 0 });
-      const total = await seedCache(server.embeddings, tenant, model, lines, {
+      const total = await seedCache(server.requests, tenant, tier, o.model, lines, {
         batchSize: Number(o.batch),
         concurrency: Number(o.concurrency),
         taskType: o.taskType as TaskType | undefined,
@@ -418,7 +417,7 @@ models
     const modelConfig = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as { num_attention_heads?: number; hidden_size?: number };
     if (!modelConfig.num_attention_heads || !modelConfig.hidden_size) throw new Error(`${dir}/config.json has no num_attention_heads / hidden_size`);
     const variant = o.fp16 ? 'optimized_fp16' : 'optimized';
-    const script = fileURLToPath(new URL('../scripts/gpu/optimize.py', import.meta.url));
+    const script = fileURLToPath(new URL('../scripts/model/optimize.py', import.meta.url));
     const args = [script, path.join(dir, 'onnx', 'model.onnx'), path.join(dir, 'onnx', `model_${variant}.onnx`), '--heads', String(modelConfig.num_attention_heads), '--hidden', String(modelConfig.hidden_size), '--use-gpu', ...(o.fp16 ? ['--fp16'] : [])];
     const r = spawnSync(o.python, args, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
     if (r.error || r.status !== 0) {

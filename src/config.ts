@@ -69,6 +69,8 @@ const EnvSchema = z.object({
   BODY_LIMIT: positiveInt.default(32 * 1024 * 1024),
   /** In-process hot cache in front of Postgres, in megabytes (0 disables it). */
   HOT_CACHE_MB: z.coerce.number().min(0).default(256),
+  /** A cache lookup slower than this is served as a miss (the store is an optimisation, not a dependency). */
+  STORE_LOOKUP_TIMEOUT_MS: positiveInt.default(500),
   /** Seconds a verified API key stays cached in-process (revocation elsewhere takes this long). */
   AUTH_CACHE_TTL_S: z.coerce.number().min(0).default(30),
   /** Days an unused cache row lives (0 = forever). */
@@ -134,6 +136,7 @@ export interface Config {
   maxInputs: number;
   bodyLimit: number;
   hotCacheBytes: number;
+  storeLookupTimeoutMs: number;
   authCacheTtlMs: number;
   cacheTtlDays: number;
   authDisabled: boolean;
@@ -221,6 +224,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxInputs: e.MAX_INPUTS,
     bodyLimit: e.BODY_LIMIT,
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
+    storeLookupTimeoutMs: e.STORE_LOOKUP_TIMEOUT_MS,
     authCacheTtlMs: e.AUTH_CACHE_TTL_S * 1000,
     cacheTtlDays: e.CACHE_TTL_DAYS,
     authDisabled: e.AUTH_DISABLED,

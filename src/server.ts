@@ -11,13 +11,17 @@ import type { Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
 import { Evictor } from './core/eviction.js';
 import { HotCache } from './core/hot-cache.js';
-import { VectorTextCache } from './http/openai-response.js';
 import { Metrics } from './core/metrics.js';
 import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
 import { buildApp } from './http/app.js';
+import { VectorTextCache } from './http/openai-response.js';
+import { EmbedRequests } from './core/embed-request.js';
+import { tenantStats } from './core/stats.js';
+import { lookupVectors, insertVectors, recordHits } from './store/embeddings.js';
+import { addUsage } from './store/usage.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
 import { RateLimits } from './limits/rate-limit.js';
 import { connectRedis } from './limits/redis.js';
@@ -32,8 +36,14 @@ export interface Server {
   app: FastifyInstance;
   db: Database;
   redis: Redis | null;
+  config: Config;
   embeddings: EmbedService;
+  /** The embeddings use-case (model resolution, dimensions, token charging): seed uses it too. */
+  requests: EmbedRequests;
   registry: ModelRegistry;
+  models: ModelAccess;
+  tiers: TierCatalog;
+  auth: ApiKeyAuth;
   evictor: Evictor;
   /**
    * Applies a re-read configuration's upstreams, models, aliases and tiers (SIGHUP) without
@@ -96,7 +106,19 @@ export async function createServer(
     await tiers.start();
     cleanup.unshift(async () => tiers.stop());
     const hot = new HotCache(config.hotCacheBytes);
-    const embeddings = new EmbedService({ sql: db.sql, hot, metrics, logger });
+    const sql = db.sql;
+    const embeddings = new EmbedService({
+      store: {
+        lookup: (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
+        insert: (rows) => insertVectors(sql, rows),
+        recordHits: (counts) => recordHits(sql, counts),
+      },
+      usage: { write: (deltas) => addUsage(sql, deltas) },
+      hot,
+      metrics,
+      logger,
+      lookupTimeoutMs: config.storeLookupTimeoutMs,
+    });
     const evictor = new Evictor(db.sql, { ttlDays: config.cacheTtlDays, intervalMs: config.evictionIntervalMs, logger });
     evictor.start();
     const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
@@ -114,32 +136,52 @@ export async function createServer(
       cacheTtlMs: config.authCacheTtlMs,
       logger,
     });
-    const services = {
-      config,
-      db,
-      redis,
-      registry,
-      models: new ModelAccess(registry, providers),
-      providers,
-      embeddings,
-      // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
-      vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
-      auth: new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret),
-      tiers,
-      limits,
-      metrics,
-      openTenant,
-    };
+    const models = new ModelAccess(registry, providers);
+    const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret);
+    const requests = new EmbedRequests({ models, embeddings, tokens: limits });
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
       Object.fromEntries(registry.backends.flatMap((b) => Object.entries(b.stats?.() ?? {}).map(([model, s]) => [model, s.queueDepth])));
-    const app = await buildApp(services, logger);
+    const app = await buildApp(
+      {
+        bodyLimit: config.bodyLimit,
+        maxInputs: config.maxInputs,
+        auth: { authenticate: (h) => auth.authenticate(h), resolveTier: (name) => tiers.resolve(name), openTenant },
+        limits: { limits },
+        openai: {
+          requests,
+          models,
+          // A quarter of the hot cache's budget again: JSON text is ~5x the float32 bytes.
+          vectorTexts: new VectorTextCache(Math.floor(config.hotCacheBytes / 4)),
+        },
+        native: {
+          requests,
+          stats: async (request) => {
+            await embeddings.flush();
+            return tenantStats(db.sql, request.tenant, config.prices);
+          },
+        },
+        health: {
+          pingStore: () => db.sql`SELECT 1`,
+          pingRedis: redis ? () => redis.ping() : null,
+          backends: () => registry.backends,
+        },
+        metrics: { metrics },
+        admin: { config, db, redis, embeddings, auth, tiers, providers },
+      },
+      logger,
+    );
     return {
       app,
       db,
       redis,
+      config,
       embeddings,
+      requests,
       registry,
+      models,
+      tiers,
+      auth,
       evictor,
       async reload(next: Config) {
         const fresh = buildOperatorUpstreams(next, upstreamFetch);

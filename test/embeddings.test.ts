@@ -106,7 +106,7 @@ describe('POST /v1/embeddings', () => {
       })));
     } finally {
       // close() must flush whatever the write-behind still holds
-      const sql = (await import('postgres')).default(own.server.app.services.config.databaseUrl!, { max: 1 });
+      const sql = (await import('postgres')).default(own.server.config.databaseUrl!, { max: 1 });
       await own.close();
       const [{ n }] = await sql`SELECT count(*)::int AS n FROM embeddings`;
       await sql.end();
@@ -230,7 +230,7 @@ describe('errors', () => {
     expect((await post({ model: 'text-embedding-3-small', input: 'r' }, k)).statusCode).toBe(200);
     const { revokeApiKey } = await import('../src/store/api-keys.js');
     expect(await revokeApiKey(t.server.db.sql, k.slice(0, 11))).toBe(true);
-    t.server.app.services.auth.forgetAll();
+    t.server.auth.forgetAll();
     expect((await post({ model: 'text-embedding-3-small', input: 'r' }, k)).statusCode).toBe(401);
   });
 
@@ -263,18 +263,22 @@ describe('errors', () => {
     }
   });
 
-  it('refuses dimensions past what the provider actually returned, on both route families', async () => {
-    // a provider serving 8-dim vectors under a name we believe has 1536
+  it('refuses, and never caches, vectors shorter than the model declares, on both route families', async () => {
+    // a provider serving 8-dim vectors under a name we know has 1536
     const odd = await startTestServer({ fakeModels: { 'text-embedding-3-small': 8 } });
     try {
       const k = await odd.key('odd');
       const ask = (url: string, payload: object) => odd.server.app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${k}` }, payload });
-      const a = await ask('/v1/embeddings', { model: 'text-embedding-3-small', input: 'short', dimensions: 16 });
-      expect(a.statusCode).toBe(400);
-      expect(a.json().error).toMatchObject({ param: 'dimensions', message: expect.stringMatching(/at most 8/) });
-      const b = await ask('/v1/embed', { model: 'text-embedding-3-small', text: 'short', dimensions: 16 });
-      expect(b.statusCode).toBe(400);
-      expect((await ask('/v1/embed', { model: 'text-embedding-3-small', text: 'short', dimensions: 4 })).json().dimensions).toBe(4);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const a = await ask('/v1/embeddings', { model: 'text-embedding-3-small', input: 'short' });
+        expect(a.statusCode).toBe(502);
+        expect(a.json().error).toMatchObject({ code: 'upstream_invalid_response', message: expect.stringMatching(/upstream returned invalid embeddings: vector 0 has 8 dimensions, expected 1536/) });
+        const b = await ask('/v1/embed', { model: 'text-embedding-3-small', text: 'short', dimensions: 4 });
+        expect(b.statusCode).toBe(502);
+      }
+      await odd.server.embeddings.flush();
+      const [{ n }] = await odd.server.db.sql<{ n: string }[]>`SELECT count(*) AS n FROM embeddings`;
+      expect(Number(n)).toBe(0);
     } finally {
       await odd.close();
     }

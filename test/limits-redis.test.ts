@@ -70,7 +70,7 @@ describe('rate limits shared through Redis', () => {
     const t = await startTestServer({ env: { REDIS_URL: redis.url } });
     try {
       await upsertTier(t.server.db.sql, { name: 'five', requestsPerDay: 5, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['upstream'] });
-      await t.server.app.services.tiers.refresh();
+      await t.server.tiers.refresh();
       const key = await t.key('survivor', { tier: 'five' });
       const call = (i: number) =>
         t.server.app.inject({ method: 'POST', url: '/v1/embeddings', headers: { authorization: `Bearer ${key}` }, payload: { model: 'text-embedding-3-small', input: `r${i}` } });

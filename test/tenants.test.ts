@@ -200,7 +200,7 @@ describe('tenant JWTs', () => {
 
     const short = (await admin('POST', '/tenants/jwt2/tokens', { ttl_seconds: 1 })).json().token as string;
     await new Promise((r) => setTimeout(r, 7_000)); // past expiry plus the verifier's 5 s clock tolerance
-    t.server.app.services.auth.forgetAll();
+    t.server.auth.forgetAll();
     const expired = await embed(short, { model: 'text-embedding-3-small', input: 'x' });
     expect(expired.statusCode).toBe(401);
     expect(expired.json().error.message).toMatch(/expired/i);

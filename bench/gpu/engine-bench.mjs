@@ -13,7 +13,7 @@
 //
 // From source: npx tsx bench/gpu/engine-bench.mjs MODE [options]; on the GPU machine as an
 // esbuild bundle (scripts/gpu/bundle.sh), onnxruntime-node resolved beside the bundle.
-// Options: --dir (scripts/gpu/prep.sh's output: graphs, ref-*.bin), --device cpu|cuda,
+// Options: --dir (`scripts/gpu/check.sh prep`'s output: graphs, ref-*.bin), --device cpu|cuda,
 // --variants fp32,fp16-opt,..., --cases 1:16,32:128,..., --seconds S (per cell), --lengths
 // 16,128,512, --cells 1x1,32x1,... (callers x texts per call), --variant (engine), --fixture (golden), --json FILE.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -16,16 +16,29 @@ export class Accumulator<V> {
       merge: (into: V, from: V) => void;
       write: (batch: V[]) => Promise<void>;
       logger: Logger;
+      /** Entries kept while writes fail; past it new keys are dropped (and counted). */
+      maxEntries?: number;
+      onDrop?: (entries: number) => void;
     },
   ) {
     this.timer = setInterval(() => void this.flush(), opts.intervalMs);
     this.timer.unref();
   }
 
+  private dropped = 0;
+
   add(key: string, value: V): void {
     const cur = this.pending.get(key);
     if (cur) this.opts.merge(cur, value);
-    else this.pending.set(key, value);
+    else if (this.pending.size < (this.opts.maxEntries ?? Infinity)) this.pending.set(key, value);
+    else this.drop(1);
+  }
+
+  /** Memory stays bounded while the store is away; what is dropped is counted and logged once per batch of drops. */
+  private drop(n: number): void {
+    if (this.dropped === 0) this.opts.logger.error({ accumulator: this.opts.name, max: this.opts.maxEntries }, 'store away too long: dropping new counter entries past the bound');
+    this.dropped += n;
+    this.opts.onDrop?.(n);
   }
 
   get size(): number {
@@ -40,6 +53,11 @@ export class Accumulator<V> {
     this.pending = new Map();
     this.flushing = this.opts
       .write([...batch.values()])
+      .then(() => {
+        if (this.dropped === 0) return;
+        this.opts.logger.warn({ accumulator: this.opts.name, dropped: this.dropped }, 'store back: counter entries were dropped while it was away');
+        this.dropped = 0;
+      })
       .catch((err: unknown) => {
         this.opts.logger.warn({ err, accumulator: this.opts.name, entries: batch.size }, 'batched write failed; will retry');
         for (const [k, v] of batch) this.add(k, v);
@@ -47,6 +65,7 @@ export class Accumulator<V> {
       .finally(() => {
         this.flushing = null;
       });
+
     return this.flushing;
   }
 

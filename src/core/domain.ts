@@ -33,3 +33,44 @@ export interface CacheScope {
   model: string;
   modelVersion: string;
 }
+
+/** A cached vector as the store returns it. */
+export interface StoredVector {
+  tenantId: number;
+  inputHash: Buffer;
+  /** Full-dimension little-endian float32 bytes. */
+  vector: Buffer;
+  tokens: number;
+}
+
+/** A computed vector on its way to the store. */
+export interface NewRow {
+  tenantId: number;
+  scope: CacheScope;
+  inputHash: Buffer;
+  vector: Buffer;
+  tokens: number;
+}
+
+/** Hits of one row since the last flush. */
+export interface HitCount {
+  tenantId: number;
+  scope: CacheScope;
+  inputHash: Buffer;
+  hits: number;
+}
+
+/** Usage of one tenant, day and model since the last flush. */
+export interface UsageDelta {
+  tenantId: number;
+  day: string; // YYYY-MM-DD (UTC)
+  model: string;
+  requests: number;
+  inputs: number;
+  hits: number;
+  misses: number;
+  promptTokens: number;
+  /** Tokens served from the cache: what the hits would have cost. */
+  hitTokens: number;
+  backendMs: number;
+}

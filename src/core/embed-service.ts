@@ -1,18 +1,17 @@
 import type { Logger } from '../log.js';
-import type { Sql } from '../store/db.js';
-import { lookupVectors, recordHits, type HitCount, type NewRow } from '../store/embeddings.js';
-import { PUBLIC_TENANT_ID, type CacheScope } from './domain.js';
-import { addUsage, type UsageDelta } from '../store/usage.js';
 import { Accumulator } from './accumulator.js';
-import { RowWriter } from './row-writer.js';
 import { cacheScope, inputHash, memoryKey } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
-import { ApiError } from './errors.js';
+import { PUBLIC_TENANT_ID, type CacheScope, type HitCount, type NewRow, type StoredVector, type UsageDelta } from './domain.js';
+import { DomainError } from './errors.js';
 import type { CachedVector, HotCache } from './hot-cache.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedModel } from './models.js';
+import type { UsageSink, VectorStore } from './ports.js';
+import { RowWriter } from './row-writer.js';
 import type { TenantContext } from './tenant.js';
-import type { EmbedInput, EmbedOptions, Embedder, ModelSpec, TaskType } from './types.js';
+import { checkVectors, InvalidVectorsError } from './vector-check.js';
+import type { EmbedInput, Embedder, ModelSpec, TaskType } from './types.js';
 
 export interface EmbedRequest {
   /** The model and the backend serving it, as resolved for this tenant (see ModelAccess). */
@@ -35,37 +34,93 @@ export interface EmbedOutcome {
   promptTokens: number;
   /** Tokens of the inputs computed for this request (what rate limits charge). */
   missTokens: number;
+  /** False when the store lookup failed or timed out and every input not in memory was computed. */
+  storeAvailable: boolean;
+  /** Time spent waiting for the backend (0 when nothing was computed). */
+  backendMs: number;
 }
 
 export interface EmbedServiceDeps {
-  sql: Sql;
+  store: VectorStore;
+  usage: UsageSink;
   hot: HotCache;
   metrics?: Metrics;
   logger: Logger;
   /** How often batched hit counters and usage are written. */
   flushIntervalMs?: number;
+  /** A store lookup slower than this counts as a miss: the cache is an optimisation, not a dependency. */
+  lookupTimeoutMs?: number;
+  /** After a failed or timed-out lookup, skip lookups for this long (one probe at a time) instead of piling up queries. */
+  storeRetryMs?: number;
+  /** Entries kept per counter buffer while the store is away. */
+  maxBufferedCounters?: number;
+}
+
+/** One distinct input of a request. */
+interface Slot {
+  /** Own tenant's memory key: in-process maps (hot cache, in-flight) use it. */
+  key: string;
+  hash: Buffer;
+  input: EmbedInput;
+  value: CachedVector | null;
+  cached: boolean;
+}
+
+/** What one request's pipeline works within, resolved once. */
+interface EmbedContext {
+  tenant: TenantContext;
+  spec: ModelSpec;
+  backend: Embedder;
+  scope: CacheScope;
+  taskType: TaskType | null;
+  /** Set for `native` models asked for fewer dimensions: the provider reduces, each size its own scope. */
+  nativeDimensions: number | undefined;
+  /** Own rows, then the shared pool's when the tenant opted in. */
+  readTenants: number[];
+  writeTenants: number[];
+}
+
+/** A key being resolved by some request (store lookup, then compute). `done` is set once its row is known. */
+interface InFlight {
+  promise: Promise<{ value: CachedVector; cached: boolean }>;
+  done: CachedVector | null;
 }
 
 /**
- * The request pipeline, in one place: key -> in-process cache -> one Postgres lookup for the
+ * The request pipeline, in one place: key -> in-process cache -> one store lookup for the
  * rest -> coalesced compute of what is still missing -> write-behind insert -> usage accounting.
+ *
+ * Coalescing covers the store lookup too: a key is registered as in flight *before* its lookup
+ * and stays registered until its row is in the store, so a concurrent identical request never
+ * falls between "not computed yet" and "not stored yet", whatever the timing of lookups.
  */
 export class EmbedService {
-  /** Misses being computed now, by memory key: identical concurrent misses compute once. */
-  private readonly inflight = new Map<string, Promise<CachedVector>>();
+  private readonly inflight = new Map<string, InFlight>();
   private readonly hitCounts: Accumulator<HitCount>;
   private readonly usage: Accumulator<UsageDelta>;
   private readonly rows: RowWriter;
+  /** Dimension fixed by the first valid answer, for models that do not declare one. */
+  private readonly dimsSeen = new Map<string, number>();
+  private readonly lookupTimeoutMs: number;
+  private readonly storeRetryMs: number;
+  private storeDownUntil = 0;
+  private probing = false;
 
   constructor(private readonly deps: EmbedServiceDeps) {
     const intervalMs = deps.flushIntervalMs ?? 2000;
-    this.rows = new RowWriter(deps.sql, deps.logger);
+    this.lookupTimeoutMs = deps.lookupTimeoutMs ?? 500;
+    this.storeRetryMs = deps.storeRetryMs ?? 1000;
+    const maxEntries = deps.maxBufferedCounters ?? 100_000;
+    const dropped = (what: string) => (n: number) => deps.metrics?.droppedWrites.inc({ what }, n);
+    this.rows = new RowWriter(deps.store, deps.logger, { delayMs: 2, maxBatch: 2000, maxPending: 200_000, onDrop: dropped('rows') });
     this.hitCounts = new Accumulator<HitCount>({
       name: 'hits',
       intervalMs,
       merge: (a, b) => void (a.hits += b.hits),
-      write: (batch) => recordHits(deps.sql, batch),
+      write: (batch) => deps.store.recordHits(batch),
       logger: deps.logger,
+      maxEntries,
+      onDrop: dropped('hit_counts'),
     });
     this.usage = new Accumulator<UsageDelta>({
       name: 'usage',
@@ -79,98 +134,251 @@ export class EmbedService {
         a.hitTokens += b.hitTokens;
         a.backendMs += b.backendMs;
       },
-      write: (batch) => addUsage(deps.sql, batch),
+      write: (batch) => deps.usage.write(batch),
       logger: deps.logger,
+      maxEntries,
+      onDrop: dropped('usage'),
     });
   }
 
   async embed(tenant: TenantContext, req: EmbedRequest): Promise<EmbedOutcome> {
+    const ctx = this.context(tenant, req);
+    const { slots, order } = this.slotsOf(ctx, req.inputs);
+    const { mine, waits } = this.fromMemory(ctx, slots);
+    const storeAvailable = await this.fromStore(ctx, mine);
+    const started = performance.now();
+    await this.computeMissing(ctx, mine, waits);
+    const backendMs = mine.some((s) => !s.cached) || waits.length > 0 ? performance.now() - started : 0;
+    return this.assemble(ctx, order, storeAvailable, backendMs);
+  }
+
+  private context(tenant: TenantContext, req: EmbedRequest): EmbedContext {
     const { spec, backend } = req.model;
     const taskType = spec.defaultTaskType || spec.acceptsTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
     const dims = spec.dimensionsMethod === 'native' && req.dimensions !== undefined && req.dimensions !== spec.dimensions ? req.dimensions : undefined;
-    const scope = cacheScope(spec, taskType, dims);
-    const readTenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
+    const tenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
+    return { tenant, spec, backend, scope: cacheScope(spec, taskType, dims), taskType, nativeDimensions: dims, readTenants: tenants, writeTenants: tenants };
+  }
 
-    // Unique inputs of this request, by hash; `slots` maps each input to its unique entry.
-    const unique = new Map<string, { hash: Buffer; input: EmbedInput; value?: CachedVector; cached: boolean }>();
-    const slots: string[] = new Array(req.inputs.length);
-    for (let i = 0; i < req.inputs.length; i++) {
-      const hash = inputHash(req.inputs[i]);
-      const k = memoryKey(tenant.id, scope, hash);
-      slots[i] = k;
-      if (!unique.has(k)) unique.set(k, { hash, input: req.inputs[i], cached: false });
-    }
-
-    // 1. In-process hot cache.
-    const toLookup: { key: string; hash: Buffer }[] = [];
-    for (const [key, u] of unique) {
-      // `key` is the own tenant's memory key; the public pool's is built only when needed.
-      const own = this.deps.hot.get(key);
-      const hit = own ? { value: own, tenantId: tenant.id, key } : tenant.sharePublic ? this.hotGetPublic(scope, u.hash) : undefined;
-      if (hit) {
-        u.value = hit.value;
-        u.cached = true;
-        this.countHit(hit.key, hit.tenantId, scope, u.hash);
-      } else {
-        toLookup.push({ key, hash: u.hash });
+  /** Distinct inputs by hash, and each input's slot in request order. */
+  private slotsOf(ctx: EmbedContext, inputs: EmbedInput[]): { slots: Map<string, Slot>; order: Slot[] } {
+    const slots = new Map<string, Slot>();
+    const order: Slot[] = new Array(inputs.length);
+    for (let i = 0; i < inputs.length; i++) {
+      const hash = inputHash(inputs[i]);
+      const key = memoryKey(ctx.tenant.id, ctx.scope, hash);
+      let slot = slots.get(key);
+      if (!slot) {
+        slot = { key, hash, input: inputs[i], value: null, cached: false };
+        slots.set(key, slot);
       }
+      order[i] = slot;
     }
+    return { slots, order };
+  }
 
-    // 2. One Postgres round trip for everything the hot cache did not have.
-    if (toLookup.length > 0) {
-      const found = await lookupVectors(this.deps.sql, readTenants, scope, toLookup.map((m) => m.hash));
-      // Own rows win over the public pool's.
-      found.sort((a, b) => (a.tenantId === tenant.id ? 1 : 0) - (b.tenantId === tenant.id ? 1 : 0));
-      const byHash = new Map<string, (typeof found)[number]>();
-      for (const row of found) byHash.set(row.inputHash.toString('base64'), row);
-      for (const m of toLookup) {
-        const row = byHash.get(m.hash.toString('base64'));
-        if (!row) continue;
-        const u = unique.get(m.key)!;
-        u.value = { bytes: row.vector, tokens: row.tokens };
-        u.cached = true;
-        const rowKey = row.tenantId === tenant.id ? m.key : memoryKey(row.tenantId, scope, m.hash);
-        this.deps.hot.set(rowKey, u.value);
-        this.countHit(rowKey, row.tenantId, scope, m.hash);
-      }
-    }
-
-    // 3. Compute what is still missing, once per key across concurrent requests.
-    const started = performance.now();
+  /**
+   * 1. The in-process hot cache, then keys other requests are resolving. What is left becomes
+   * this request's own (`mine`), registered as in flight before anything is awaited.
+   */
+  private fromMemory(ctx: EmbedContext, slots: Map<string, Slot>): { mine: Slot[]; waits: Promise<void>[] } {
+    const mine: Slot[] = [];
     const waits: Promise<void>[] = [];
-    const mine: { key: string; hash: Buffer; input: EmbedInput }[] = [];
-    for (const [key, u] of unique) {
-      if (u.value) continue;
-      const running = this.inflight.get(key);
-      if (running) {
-        waits.push(running.then((v) => void (u.value = v)));
+    for (const slot of slots.values()) {
+      const own = this.deps.hot.get(slot.key);
+      const hit = own ? { value: own, tenantId: ctx.tenant.id, key: slot.key } : ctx.tenant.sharePublic ? this.hotGetPublic(ctx.scope, slot.hash) : undefined;
+      if (hit) {
+        slot.value = hit.value;
+        slot.cached = true;
+        this.countHit(hit.key, hit.tenantId, ctx.scope, slot.hash);
+        continue;
+      }
+      const running = this.inflight.get(slot.key);
+      if (running?.done) {
+        // Computed before this request came, its row not written yet: a hit all the same.
+        slot.value = running.done;
+        slot.cached = true;
+      } else if (running) {
+        waits.push(
+          running.promise.then((r) => {
+            slot.value = r.value;
+            slot.cached = r.cached;
+          }),
+        );
       } else {
-        mine.push({ key, hash: u.hash, input: u.input });
+        mine.push(slot);
       }
     }
-    if (mine.length > 0) waits.push(this.compute(tenant, spec, backend, scope, { taskType, dimensions: dims }, mine, unique));
-    let backendMs = 0;
-    if (waits.length > 0) {
-      await Promise.all(waits);
-      backendMs = performance.now() - started;
-    }
+    if (mine.length > 0) this.register(mine);
+    return { mine, waits };
+  }
 
-    // 4. Reassemble in request order and account.
+  private readonly resolvers = new Map<string, { resolve: (r: { value: CachedVector; cached: boolean }) => void; reject: (e: unknown) => void }>();
+
+  private register(mine: Slot[]): void {
+    for (const slot of mine) {
+      let resolve!: (r: { value: CachedVector; cached: boolean }) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<{ value: CachedVector; cached: boolean }>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => {}); // a key nobody else waits for must not raise an unhandled rejection
+      this.inflight.set(slot.key, { promise, done: null });
+      this.resolvers.set(slot.key, { resolve, reject });
+    }
+  }
+
+  /** Settles a key for its waiters; found rows leave the in-flight map at once, computed ones once stored. */
+  private settle(slot: Slot, outcome: { value: CachedVector; cached: boolean } | { error: unknown }): void {
+    const r = this.resolvers.get(slot.key);
+    this.resolvers.delete(slot.key);
+    if ('error' in outcome) {
+      this.inflight.delete(slot.key);
+      r?.reject(outcome.error);
+      return;
+    }
+    if (outcome.cached) this.inflight.delete(slot.key);
+    else {
+      const entry = this.inflight.get(slot.key);
+      if (entry) entry.done = outcome.value;
+    }
+    r?.resolve(outcome);
+  }
+
+  /** 2. One store round trip for this request's own keys; a slow or failing store counts as all misses. */
+  private async fromStore(ctx: EmbedContext, mine: Slot[]): Promise<boolean> {
+    if (mine.length === 0) return true;
+    const found = await this.lookup(ctx, mine);
+    if (found === null) return false;
+    // Own rows win over the public pool's.
+    found.sort((a, b) => (a.tenantId === ctx.tenant.id ? 1 : 0) - (b.tenantId === ctx.tenant.id ? 1 : 0));
+    const byHash = new Map<string, StoredVector>();
+    for (const row of found) byHash.set(row.inputHash.toString('base64'), row);
+    for (const slot of mine) {
+      const row = byHash.get(slot.hash.toString('base64'));
+      if (!row) continue;
+      slot.value = { bytes: row.vector, tokens: row.tokens };
+      slot.cached = true;
+      const rowKey = row.tenantId === ctx.tenant.id ? slot.key : memoryKey(row.tenantId, ctx.scope, slot.hash);
+      this.deps.hot.set(rowKey, slot.value);
+      this.countHit(rowKey, row.tenantId, ctx.scope, slot.hash);
+      this.settle(slot, { value: slot.value, cached: true });
+    }
+    return true;
+  }
+
+  /** The lookup, bounded in time. null = the store is unavailable (timed out, failed, or known down). */
+  private async lookup(ctx: EmbedContext, mine: Slot[]): Promise<StoredVector[] | null> {
+    const now = Date.now();
+    if (now < this.storeDownUntil && this.probing) return null;
+    const probe = now < this.storeDownUntil;
+    if (probe) this.probing = true;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.lookupTimeoutMs);
+    });
+    try {
+      const call = this.deps.store.lookup(ctx.readTenants, ctx.scope, mine.map((s) => s.hash));
+      call.catch(() => {}); // it may settle after the deadline
+      const r = await Promise.race([call, deadline]);
+      if (r === 'timeout') return this.storeFailed('timeout');
+      this.storeDownUntil = 0;
+      return r;
+    } catch (err) {
+      return this.storeFailed('error', err);
+    } finally {
+      clearTimeout(timer);
+      if (probe) this.probing = false;
+    }
+  }
+
+  private storeFailed(reason: 'timeout' | 'error', err?: unknown): null {
+    if (this.storeDownUntil < Date.now()) this.deps.logger.warn({ err, reason }, 'cache lookup failed: serving misses until the store answers again');
+    this.storeDownUntil = Date.now() + this.storeRetryMs;
+    this.deps.metrics?.storeLookupFailures.inc({ reason });
+    return null;
+  }
+
+  /** 3. Compute this request's keys still missing; wait for the ones other requests resolve. */
+  private async computeMissing(ctx: EmbedContext, mine: Slot[], waits: Promise<void>[]): Promise<void> {
+    const missing = mine.filter((s) => !s.cached);
+    if (missing.length > 0) {
+      try {
+        const values = await this.compute(ctx, missing);
+        this.store(ctx, missing, values);
+      } catch (err) {
+        for (const slot of missing) this.settle(slot, { error: err });
+        throw err;
+      }
+    }
+    if (waits.length > 0) await Promise.all(waits);
+  }
+
+  /** Runs the backend and checks what it returned before anything is kept. */
+  private async compute(ctx: EmbedContext, missing: Slot[]): Promise<CachedVector[]> {
+    const { backend, spec } = ctx;
+    const metrics = this.deps.metrics;
+    const stopTimer = metrics?.backendDuration.startTimer({ backend: backend.name });
+    metrics?.backendBatchSize.observe({ backend: backend.name }, missing.length);
+    let res;
+    try {
+      res = await backend.embed(spec.id, missing.map((m) => m.input), { taskType: ctx.taskType, dimensions: ctx.nativeDimensions });
+      stopTimer?.();
+    } catch (err) {
+      metrics?.backendErrors.inc({ backend: backend.name, kind: err instanceof DomainError ? err.kind : 'internal' });
+      throw err;
+    }
+    const dimsKey = `${ctx.scope.model}\u0000${ctx.scope.modelVersion}`;
+    try {
+      const dims = checkVectors(res.vectors, missing.length, ctx.nativeDimensions ?? spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.name);
+      if (spec.dimensions === null && !this.dimsSeen.has(dimsKey)) this.dimsSeen.set(dimsKey, dims);
+    } catch (err) {
+      if (err instanceof InvalidVectorsError) metrics?.invalidVectors.inc({ backend: backend.name, fault: err.fault });
+      throw err;
+    }
+    return res.vectors.map((v, i): CachedVector => ({ bytes: vectorToBytes(v), tokens: res.tokens[i] ?? 0 }));
+  }
+
+  /** Shares computed values with waiters and the hot cache; rows go to the store behind the response. */
+  private store(ctx: EmbedContext, missing: Slot[], values: CachedVector[]): void {
+    const rows: NewRow[] = [];
+    missing.forEach((slot, i) => {
+      slot.value = values[i];
+      for (const t of ctx.writeTenants) {
+        rows.push({ tenantId: t, scope: ctx.scope, inputHash: slot.hash, vector: values[i].bytes, tokens: values[i].tokens });
+        this.deps.hot.set(memoryKey(t, ctx.scope, slot.hash), values[i]);
+      }
+      this.settle(slot, { value: values[i], cached: false });
+    });
+    // Written behind the response, batched with other misses; the keys stay in flight until then.
+    this.rows.add(rows, () => {
+      for (const slot of missing) {
+        const entry = this.inflight.get(slot.key);
+        if (entry?.done === slot.value) this.inflight.delete(slot.key);
+      }
+    });
+  }
+
+  /** 4. Reassemble in request order and account. */
+  private assemble(ctx: EmbedContext, order: Slot[], storeAvailable: boolean, backendMs: number): EmbedOutcome {
     let hits = 0;
     let promptTokens = 0;
     let hitTokens = 0;
-    const items: EmbeddedItem[] = new Array(req.inputs.length);
-    for (let i = 0; i < slots.length; i++) {
-      const u = unique.get(slots[i])!;
-      items[i] = { bytes: u.value!.bytes, tokens: u.value!.tokens, cached: u.cached };
-      if (u.cached) {
+    const items: EmbeddedItem[] = new Array(order.length);
+    for (let i = 0; i < order.length; i++) {
+      const slot = order[i];
+      const value = slot.value;
+      if (!value) throw new DomainError('internal', `input ${i} was neither found nor computed`);
+      items[i] = { bytes: value.bytes, tokens: value.tokens, cached: slot.cached };
+      if (slot.cached) {
         hits++;
-        hitTokens += u.value!.tokens;
+        hitTokens += value.tokens;
       }
-      promptTokens += u.value!.tokens;
+      promptTokens += value.tokens;
     }
-    this.deps.metrics?.countInputs(spec.id, hits, items.length - hits);
-    this.recordUsage(tenant.id, scope.model, {
+    this.deps.metrics?.countInputs(ctx.spec.id, hits, items.length - hits);
+    this.recordUsage(ctx.tenant.id, ctx.scope.model, {
       requests: 1,
       inputs: items.length,
       hits,
@@ -179,54 +387,7 @@ export class EmbedService {
       hitTokens,
       backendMs,
     });
-    return { spec, items, hits, promptTokens, missTokens: promptTokens - hitTokens };
-  }
-
-  /** Runs the backend for `mine`, shares the result with concurrent waiters, and stores it. */
-  private async compute(
-    tenant: TenantContext,
-    spec: ModelSpec,
-    backend: Embedder,
-    scope: CacheScope,
-    options: EmbedOptions,
-    mine: { key: string; hash: Buffer; input: EmbedInput }[],
-    unique: Map<string, { value?: CachedVector }>,
-  ): Promise<void> {
-    const metrics = this.deps.metrics;
-    const stopTimer = metrics?.backendDuration.startTimer({ backend: backend.name });
-    metrics?.backendBatchSize.observe({ backend: backend.name }, mine.length);
-    const call = backend.embed(spec.id, mine.map((m) => m.input), options);
-    call.then(
-      () => stopTimer?.(),
-      (err: unknown) => metrics?.backendErrors.inc({ backend: backend.name, status: String((err as { status?: number }).status ?? 'error') }),
-    );
-    const batch = call.then((res) => {
-      if (res.vectors.length !== mine.length) {
-        throw ApiError.internal(`backend returned ${res.vectors.length} vectors for ${mine.length} inputs`);
-      }
-      return res.vectors.map((v, i): CachedVector => ({ bytes: vectorToBytes(v), tokens: res.tokens[i] ?? 0 }));
-    });
-    mine.forEach((m, i) => {
-      const p = batch.then((r) => r[i]);
-      p.catch(() => {}); // a waiter-less key must not raise an unhandled rejection
-      this.inflight.set(m.key, p);
-    });
-    try {
-      const values = await batch;
-      const writeTenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
-      const rows: NewRow[] = [];
-      mine.forEach((m, i) => {
-        unique.get(m.key)!.value = values[i];
-        for (const t of writeTenants) {
-          rows.push({ tenantId: t, scope, inputHash: m.hash, vector: values[i].bytes, tokens: values[i].tokens });
-          this.deps.hot.set(memoryKey(t, scope, m.hash), values[i]);
-        }
-      });
-      // Written behind the response, batched with other misses (see RowWriter).
-      this.rows.add(rows);
-    } finally {
-      for (const m of mine) this.inflight.delete(m.key);
-    }
+    return { spec: ctx.spec, items, hits, promptTokens, missTokens: promptTokens - hitTokens, storeAvailable, backendMs };
   }
 
   private hotGetPublic(scope: CacheScope, hash: Buffer): { value: CachedVector; tenantId: number; key: string } | undefined {
@@ -251,9 +412,14 @@ export class EmbedService {
     await Promise.all([this.hitCounts.flush(), this.usage.flush()]);
   }
 
-  /** Drops in-process cached rows (after a clear). */
+  /** Drops in-process cached rows (after a clear or a tenant deletion). */
   dropHotCache(): void {
     this.deps.hot.clear();
+  }
+
+  /** Rows, hit counters and usage entries waiting for the store (for health and tests). */
+  get pendingWrites(): { rows: number; hitCounts: number; usage: number } {
+    return { rows: this.rows.size, hitCounts: this.hitCounts.size, usage: this.usage.size };
   }
 
   async close(): Promise<void> {

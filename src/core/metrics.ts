@@ -40,8 +40,29 @@ export class Metrics {
 
   readonly backendErrors = new Counter({
     name: 'ec_backend_errors_total',
-    help: 'Failed backend calls (upstream errors, timeouts, model failures) by backend and status',
-    labelNames: ['backend', 'status'] as const,
+    help: 'Failed backend calls (upstream errors, timeouts, model failures) by backend and error kind',
+    labelNames: ['backend', 'kind'] as const,
+    registers: [this.registry],
+  });
+
+  readonly invalidVectors = new Counter({
+    name: 'ec_backend_invalid_responses_total',
+    help: 'Backend answers refused before caching (wrong count or dimension, NaN, zero vectors), by backend and fault',
+    labelNames: ['backend', 'fault'] as const,
+    registers: [this.registry],
+  });
+
+  readonly storeLookupFailures = new Counter({
+    name: 'ec_store_lookup_failures_total',
+    help: 'Cache lookups that failed or timed out and were served as misses',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly droppedWrites = new Counter({
+    name: 'ec_dropped_writes_total',
+    help: 'Rows, hit counters or usage entries dropped because the store was away past the buffer bound',
+    labelNames: ['what'] as const,
     registers: [this.registry],
   });
 

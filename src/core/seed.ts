@@ -1,5 +1,5 @@
-import type { EmbedService } from './embed-service.js';
-import type { ResolvedModel } from './models.js';
+import type { Tier } from './domain.js';
+import type { EmbedRequests } from './embed-request.js';
 import type { TenantContext } from './tenant.js';
 import type { TaskType } from './types.js';
 
@@ -11,20 +11,22 @@ export interface SeedProgress {
 
 /**
  * Warms a tenant's cache from a stream of texts: batches of `batchSize` go through the same
- * pipeline as requests (so already cached texts cost nothing), `concurrency` batches at a time.
+ * use-case as requests (model resolution, tier checks, token charging; already cached texts
+ * cost nothing), `concurrency` batches at a time.
  */
 export async function seedCache(
-  service: EmbedService,
+  requests: EmbedRequests,
   tenant: TenantContext,
-  model: ResolvedModel,
+  tier: Tier,
+  model: string,
   texts: AsyncIterable<string>,
   opts: { batchSize: number; concurrency: number; taskType?: TaskType; onProgress?: (p: SeedProgress) => void },
 ): Promise<SeedProgress> {
   const total: SeedProgress = { inputs: 0, hits: 0, misses: 0 };
   const running = new Set<Promise<void>>();
   const submit = (batch: string[]) => {
-    const p: Promise<void> = service
-      .embed(tenant, { model, inputs: batch.map((text) => ({ kind: 'text', text })), taskType: opts.taskType })
+    const p: Promise<void> = requests
+      .run(tenant, tier, { model, inputs: batch.map((text) => ({ kind: 'text', text })), taskType: opts.taskType })
       .then((o) => {
         total.inputs += o.items.length;
         total.hits += o.hits;

@@ -1,44 +1,36 @@
 import type { Redis } from 'ioredis';
-import type { TenantProviders } from '../providers/tenant-providers.js';
 import type { Config } from '../config.js';
+import type { Tier } from '../core/domain.js';
+import type { EmbedOutcome } from '../core/embed-service.js';
 import type { EmbedService } from '../core/embed-service.js';
-import type { VectorTextCache } from './openai-response.js';
-import type { Metrics } from '../core/metrics.js';
-import type { ModelAccess } from '../core/model-access.js';
-import type { ModelRegistry } from '../core/models.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { ApiKeyAuth } from '../auth/authenticator.js';
-import type { RateLimits } from '../limits/rate-limit.js';
 import type { TierCatalog } from '../limits/tier-catalog.js';
+import type { TenantProviders } from '../providers/tenant-providers.js';
 import type { Database } from '../store/db.js';
-import type { Tier } from '../core/domain.js';
 
-/** The services routes use, decorated onto the Fastify instance as `app.services`. */
-export interface Services {
+/**
+ * What the admin routes still read from `app.services` until they take explicit options like
+ * every other plugin (see routes/admin.ts).
+ */
+export interface AdminServices {
   config: Config;
   db: Database;
   redis: Redis | null;
-  registry: ModelRegistry;
-  models: ModelAccess;
   embeddings: EmbedService;
-  /** JSON text of hot vectors, for `float` responses. */
-  vectorTexts: VectorTextCache;
   auth: ApiKeyAuth;
   tiers: TierCatalog;
-  limits: RateLimits;
-  metrics: Metrics;
-  /** Tenants' own providers (BYOK). */
   providers: TenantProviders;
-  /** Tenant used for every request when AUTH_DISABLED is set. */
-  openTenant: TenantContext | null;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    services: Services;
+    services: AdminServices;
   }
   interface FastifyRequest {
     tenant: TenantContext;
     tier: Tier;
+    /** Set by embedding routes for the access log line. */
+    embedOutcome?: EmbedOutcome;
   }
 }

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ApiError, isDomainError, type DomainError } from '../core/errors.js';
+import { ApiError, DomainError, type ErrorKind, type ErrorType } from '../core/errors.js';
 
 /** Every error leaves as OpenAI's `{error:{message,type,param,code}}` with a fitting status. */
 export function installErrorHandlers(app: FastifyInstance): void {
@@ -15,31 +15,38 @@ export function installErrorHandlers(app: FastifyInstance): void {
   });
 }
 
-// Interim, until main's domain-error mapping lands (issue 8): upstream kinds only.
-function fromDomain(e: DomainError): ApiError {
-  const retry = e.details.retryAfterSeconds;
-  const headers: Record<string, string> = retry !== undefined ? { 'retry-after': String(retry) } : {};
-  switch (e.kind) {
-    case 'invalid_input':
-      return new ApiError(400, 'invalid_request_error', e.message, e.param, e.code);
-    case 'model_not_found':
-      return new ApiError(404, 'invalid_request_error', e.message, 'model', 'model_not_found');
-    case 'upstream_rate_limited':
-      return new ApiError(429, 'rate_limit_error', e.message, null, e.code ?? 'rate_limit_exceeded', headers);
-    case 'upstream_timeout':
-      return new ApiError(504, 'server_error', e.message, null, 'upstream_timeout');
-    case 'upstream_refused':
-    case 'upstream_invalid_response':
-    case 'upstream_unreachable':
-      return new ApiError(502, 'server_error', e.message, null, e.code ?? e.kind);
-    default:
-      return ApiError.internal('The server had an error while processing your request. Sorry about that! Retry, and check the server log with the x-request-id.');
-  }
+/** Each domain error kind's HTTP status, OpenAI error type and default code: chosen here only. */
+const KIND_TO_HTTP: Record<ErrorKind, { status: number; type: ErrorType; code: string | null }> = {
+  invalid_input: { status: 400, type: 'invalid_request_error', code: null },
+  not_found: { status: 404, type: 'invalid_request_error', code: 'not_found' },
+  model_not_found: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  unauthenticated: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  forbidden: { status: 403, type: 'permission_error', code: 'forbidden' },
+  conflict: { status: 409, type: 'invalid_request_error', code: 'conflict' },
+  rate_limited: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
+  overloaded: { status: 503, type: 'service_unavailable', code: 'overloaded' },
+  timeout: { status: 503, type: 'service_unavailable', code: 'timeout' },
+  shutting_down: { status: 503, type: 'service_unavailable', code: 'shutting_down' },
+  unavailable: { status: 503, type: 'service_unavailable', code: 'service_unavailable' },
+  upstream_refused: { status: 502, type: 'server_error', code: 'upstream_refused' },
+  upstream_rate_limited: { status: 429, type: 'rate_limit_error', code: 'upstream_rate_limited' },
+  upstream_invalid_response: { status: 502, type: 'server_error', code: 'upstream_invalid_response' },
+  upstream_unreachable: { status: 502, type: 'server_error', code: 'upstream_unreachable' },
+  upstream_timeout: { status: 504, type: 'server_error', code: 'upstream_timeout' },
+  internal: { status: 500, type: 'server_error', code: 'internal_error' },
+};
+
+function fromDomain(err: DomainError): ApiError {
+  const http = KIND_TO_HTTP[err.kind];
+  const headers: Record<string, string> = {};
+  if (err.details.retryAfterSeconds !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(err.details.retryAfterSeconds)));
+  const message = http.status >= 500 && err.kind === 'internal' ? 'The server had an error while processing your request. Sorry about that! Retry, and check the server log with the x-request-id.' : err.message;
+  return new ApiError(http.status, http.type, message, err.param, err.code ?? http.code, headers);
 }
 
 function toApiError(err: FastifyError | ApiError | Error): ApiError {
   if (err instanceof ApiError) return err;
-  if (isDomainError(err)) return fromDomain(err);
+  if (err instanceof DomainError) return fromDomain(err);
   const fe = err as FastifyError;
   switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

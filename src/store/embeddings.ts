@@ -1,21 +1,5 @@
-import type { CacheScope } from '../core/domain.js';
+import type { CacheScope, HitCount, NewRow, StoredVector } from '../core/domain.js';
 import type { Sql } from './db.js';
-
-export interface StoredVector {
-  tenantId: number;
-  inputHash: Buffer;
-  /** Full-dimension little-endian float32 bytes. */
-  vector: Buffer;
-  tokens: number;
-}
-
-export interface NewRow {
-  tenantId: number;
-  scope: CacheScope;
-  inputHash: Buffer;
-  vector: Buffer;
-  tokens: number;
-}
 
 /** All requested hashes of one scope in one round trip, across the given tenants (own + public). */
 export async function lookupVectors(
@@ -49,13 +33,6 @@ export async function insertVectors(sql: Sql, rows: NewRow[]): Promise<void> {
     ) AS v(t, m, mv, h, vec, tok)
     JOIN tenants ON tenants.id = v.t
     ON CONFLICT DO NOTHING`;
-}
-
-export interface HitCount {
-  tenantId: number;
-  scope: CacheScope;
-  inputHash: Buffer;
-  hits: number;
 }
 
 /** Adds batched hit counts and touches last_hit_at (eviction order). */

@@ -1,18 +1,5 @@
+import type { UsageDelta } from '../core/domain.js';
 import type { Sql } from './db.js';
-
-export interface UsageDelta {
-  tenantId: number;
-  day: string; // YYYY-MM-DD (UTC)
-  model: string;
-  requests: number;
-  inputs: number;
-  hits: number;
-  misses: number;
-  promptTokens: number;
-  /** Tokens served from the cache: what the hits would have cost. */
-  hitTokens: number;
-  backendMs: number;
-}
 
 /**
  * Adds many deltas in one statement. Deltas of a tenant deleted meanwhile are dropped (the

@@ -78,7 +78,8 @@ export const KIND_CASES: KindCase[] = [
     // Derived here (truncate + L2) from the stored full vector.
     reduced: (t) => l2Normalise(fakeVector('oai-embed', t, 512), 128),
     batches: [100, 100, 50],
-    retryAfter: '0',
+    // (this fake sends 0; the server never tells a client to retry after 0 s)
+    retryAfter: '1',
   },
   {
     kind: 'azure-openai',

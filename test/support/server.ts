@@ -51,7 +51,7 @@ export async function startTestServer(
   const logger = opts.logStream ? pino({ ...loggerOptions('trace') }, opts.logStream) : createLogger(config.logLevel);
   const server = await createServer(config, logger, { backends: opts.backends });
   await upsertTier(server.db.sql, { name: 'unlimited', requestsPerDay: null, burstPerSecond: null, tokensPerMinute: null, maxCachedRows: null, backends: ['byok', 'upstream', 'local'] });
-  await server.app.services.tiers.refresh();
+  await server.tiers.refresh();
   let url: string | undefined;
   if (opts.listen) {
     await server.app.listen({ host: '127.0.0.1', port: 0 });

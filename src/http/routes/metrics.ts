@@ -1,15 +1,23 @@
+import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
+import type { Metrics } from '../../core/metrics.js';
 
-/** GET /metrics in Prometheus text format. */
-export async function metricsRoutes(app: FastifyInstance): Promise<void> {
-  const { metrics } = app.services;
-  app.get('/metrics', async (_request, reply) => {
-    void reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
-
-  // Latency by route pattern (not raw URL: bounded label values) and status.
-  app.addHook('onResponse', async (request, reply) => {
-    metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
-  });
+export interface MetricsRoutesOptions {
+  metrics: Metrics;
 }
+
+/** GET /metrics in Prometheus text format, and request latency for every route of the app. */
+export const metricsRoutes = fp(
+  async (app: FastifyInstance, { metrics }: MetricsRoutesOptions) => {
+    app.get('/metrics', async (_request, reply) => {
+      void reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    });
+
+    // Latency by route pattern (not raw URL: bounded label values) and status.
+    app.addHook('onResponse', async (request, reply) => {
+      metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+    });
+  },
+  { name: 'ec-metrics' },
+);
