@@ -1,10 +1,12 @@
 import type { Config } from '../config.js';
 import { seal } from '../security/secret-box.js';
-import { checkProviderUrl, SsrfError } from '../security/ssrf.js';
+import { checkProviderUrl, guardedFetch, SsrfError } from '../security/ssrf.js';
 import type { Sql } from '../store/db.js';
-import { upsertProvider, type ProviderRecord } from '../store/providers.js';
+import { listProviders, upsertProvider, type ProviderRecord } from '../store/providers.js';
 import type { Tenant } from '../core/domain.js';
-import { ApiError } from '../core/errors.js';
+import { ApiError, DomainError } from '../core/errors.js';
+import { buildTenantProvider } from '../providers/tenant-providers.js';
+import { probeProvider, type ProbeResult } from '../providers/probe.js';
 import { checkOptions, DEFAULT_BASE_URLS } from '../backends/providers/options.js';
 import type { ProviderKind } from '../backends/providers/errors.js';
 
@@ -65,4 +67,29 @@ export function providerView(p: ProviderRecord) {
 export function jwtSecretOf(config: Pick<Config, 'jwtSecret'>): string {
   if (!config.jwtSecret) throw new ApiError(400, 'invalid_request_error', 'Set JWT_SECRET (or ADMIN_TOKEN) to mint tokens.', null, 'jwt_disabled');
   return config.jwtSecret;
+}
+
+/**
+ * One real call through a tenant's provider (SSRF guard and sealed key as in serving, no
+ * retries): the dimension, tokens and latency it gave, or the error it maps to.
+ */
+export async function testProvider(
+  sql: Sql,
+  config: Pick<Config, 'masterKeys' | 'ssrf' | 'upstream'>,
+  tenant: Tenant,
+  name: string,
+  model?: string,
+): Promise<ProbeResult> {
+  const p = (await listProviders(sql, tenant.id)).find((x) => x.name === name);
+  if (!p) throw new DomainError('not_found', `Tenant ${tenant.name} has no provider ${name}.`, { param: 'provider', code: 'provider_not_found' });
+  if (!config.masterKeys) throw new DomainError('unavailable', 'This server has no MASTER_KEY to open stored provider keys; the operator must set MASTER_KEY.');
+  if (model !== undefined && !p.models.includes(model)) {
+    throw new DomainError('invalid_input', `Provider ${name} serves ${p.models.join(', ')}, not ${model}.`, { param: 'model' });
+  }
+  const backend = buildTenantProvider(p, { masterKeys: config.masterKeys, fetch: guardedFetch(config.ssrf), timeoutMs: config.upstream.timeoutMs, maxRetries: 0, maxBatch: config.upstream.maxBatch });
+  try {
+    return await probeProvider(backend, model);
+  } finally {
+    await backend.close();
+  }
 }

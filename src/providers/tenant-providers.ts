@@ -6,7 +6,8 @@ import { open, type MasterKeys } from '../security/secret-box.js';
 import { guardedFetch, type SsrfPolicy } from '../security/ssrf.js';
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
-import { listProviders } from '../store/providers.js';
+import { listProviders, type ProviderRecord } from '../store/providers.js';
+import type { ProviderEmbedder } from '../backends/providers/base.js';
 import { buildProvider, PROVIDER_KINDS, type ProviderKind } from './factory.js';
 
 export interface TenantProvidersOptions {
@@ -51,11 +52,7 @@ export class TenantProviders implements TenantModelSource {
         this.opts.logger.warn({ tenantId, provider: p.name, kind: p.kind }, 'provider of an unknown kind skipped');
         continue;
       }
-      // Every kind, the same guarded fetch: SSRF rules hold whatever the wire format.
-      const backend = buildProvider(
-        { kind: p.kind as ProviderKind, name: p.name, baseUrl: p.baseUrl, apiKey: open(p.key, this.opts.masterKeys!), models: p.models.map((id) => ({ id })), options: p.options },
-        { owner: 'tenant', fetch: this.fetch, timeoutMs: this.opts.timeoutMs, maxRetries: this.opts.maxRetries, maxBatch: this.opts.maxBatch, ownedBy: `provider:${p.name}` },
-      );
+      const backend = buildTenantProvider(p, { ...this.opts, masterKeys: this.opts.masterKeys!, fetch: this.fetch });
       for (const spec of backend.models()) models.push({ spec, backend, kind: 'byok' });
     }
     this.byTenant.set(tenantId, models);
@@ -66,4 +63,18 @@ export class TenantProviders implements TenantModelSource {
   forget(tenantId: number): void {
     this.byTenant.delete(tenantId);
   }
+}
+
+/**
+ * One stored provider as an Embedder: its key unsealed in memory only, every connection through
+ * the SSRF-guarded `fetch` whatever the kind's wire format.
+ */
+export function buildTenantProvider(
+  p: ProviderRecord,
+  deps: { masterKeys: MasterKeys; fetch: typeof fetch; timeoutMs: number; maxRetries: number; maxBatch: number },
+): ProviderEmbedder {
+  return buildProvider(
+    { kind: p.kind as ProviderKind, name: p.name, baseUrl: p.baseUrl, apiKey: open(p.key, deps.masterKeys), models: p.models.map((id) => ({ id })), options: p.options },
+    { owner: 'tenant', fetch: deps.fetch, timeoutMs: deps.timeoutMs, maxRetries: deps.maxRetries, maxBatch: deps.maxBatch, ownedBy: `provider:${p.name}` },
+  );
 }

@@ -17,18 +17,20 @@ export const DEFAULT_BASE_URLS: Partial<Record<ProviderKind, string>> = {
 
 /** Options arrive as strings from the CLI (`--option k=v`) and typed from YAML/JSON: accept both. */
 const flag = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
-const jsonTemplate = z.union([
-  z.string().transform((v, ctx): Json => {
+const TEMPLATE_HINT = 'must be a JSON request template, e.g. {"input":"{{inputs}}","model":"{{model}}"}';
+const jsonTemplate = z.unknown().transform((v, ctx): Json => {
+  if (typeof v === 'string') {
     try {
       return JSON.parse(v) as Json;
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'must be a JSON request template, e.g. {"input":"{{inputs}}","model":"{{model}}"}' });
+      ctx.addIssue({ code: 'custom', message: `${TEMPLATE_HINT} (this is not JSON)` });
       return z.NEVER;
     }
-  }),
-  z.record(z.string(), z.unknown()).transform((v) => v as Json),
-  z.array(z.unknown()).transform((v) => v as Json),
-]);
+  }
+  if (v !== null && typeof v === 'object') return v as Json;
+  ctx.addIssue({ code: 'custom', message: TEMPLATE_HINT });
+  return z.NEVER;
+});
 const jsonPath = z.string().regex(/^\$/, 'must be a JSONPath expression starting with $, e.g. $.data[*].embedding');
 
 /** Each kind's options (snake_case, as in the config file, the admin API and `--option`). */

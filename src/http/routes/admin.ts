@@ -9,7 +9,7 @@ import { BACKEND_KINDS, type Tenant, type Tier } from '../../core/domain.js';
 import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant } from '../../store/tenants.js';
 import { listTiers, upsertTier } from '../../store/tiers.js';
 import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../auth/jwt.js';
-import { addProvider, jwtSecretOf, providerView } from '../../admin/providers.js';
+import { addProvider, jwtSecretOf, providerView, testProvider } from '../../admin/providers.js';
 import { PROVIDER_KINDS } from '../../backends/providers/errors.js';
 import { deleteProvider, listProviders } from '../../store/providers.js';
 import { parseBody } from '../schemas.js';
@@ -45,6 +45,8 @@ const CreateProvider = z.object({
   models: z.array(z.string().min(1)).min(1, 'models must list at least one model id'),
   options: z.record(z.string(), z.unknown()).optional(),
 });
+
+const TestProvider = z.object({ model: z.string().min(1).optional() });
 
 const tenantView = (t: Tenant) => ({ name: t.name, tier: t.tier, share_public: t.sharePublic, created_at: t.createdAt.toISOString() });
 const keyView = (k: ApiKeyRecord) => ({
@@ -245,6 +247,17 @@ export async function adminRoutes(app: FastifyInstance): Promise<void> {
         providers.forget(t.id);
         void reply.code(201);
         return providerView(p);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/tenants/:name/providers/:provider/test',
+      summary: "Make one real call through a tenant's provider: the dimension, tokens and latency it gave, or the error it maps to",
+      body: TestProvider,
+      handler: async (r) => {
+        const b = parseBody(TestProvider, r.body ?? {});
+        const t = await tenantOr404(param(r, 'name'));
+        return testProvider(sql, config, t, param(r, 'provider'), b.model);
       },
     },
     {
