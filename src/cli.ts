@@ -17,17 +17,11 @@ import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { openDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
-import { ensureTenant, findTenantByName, listTenants, updateTenant, deleteTenant } from './store/tenants.js';
-import { insertApiKey, listApiKeys, revokeApiKey } from './store/api-keys.js';
-import { clearRows } from './store/embeddings.js';
-import { tenantStats } from './core/stats.js';
-import { generateApiKey } from './auth/api-key.js';
-import { mintAdminToken, mintTenantToken } from './auth/jwt.js';
-import { addProvider, jwtSecretOf, providerView, testProvider } from './admin/providers.js';
+import { ensureTenant, findTenantByName } from './store/tenants.js';
+import { numberFromText } from './admin/schemas.js';
+import { createAdminService, type AdminService, type TenantView } from './admin/service.js';
+import type { BackendKind } from './core/domain.js';
 import { PROVIDER_KINDS, type ProviderKind } from './providers/factory.js';
-import { deleteProvider, listProviders } from './store/providers.js';
-import { BACKEND_KINDS, type BackendKind } from './core/domain.js';
-import { listTiers, upsertTier } from './store/tiers.js';
 
 const program = new Command('embedding-cache')
   .description('OpenAI-compatible embeddings proxy with a tenant-namespaced Postgres cache.\nConfiguration comes from the environment: see README.md (HOST, PORT, DATA_DIR, DATABASE_URL, UPSTREAM_BASE_URL, MODEL_DIR, ...).')
@@ -55,7 +49,7 @@ program
   .description('start the HTTP server (the default `npm start`)')
   .action(async () => {
     const cfg = config();
-    const logger = createLogger(cfg.logLevel);
+    const logger = createLogger(cfg.logLevel, cfg.logFormat);
     const { createServer } = await import('./server.js');
     const server = await createServer(cfg, logger);
     let closing = false;
@@ -119,6 +113,15 @@ program
     }),
   );
 
+/**
+ * The admin verbs run through the same service as the admin API. CLI changes are not yet
+ * announced to running servers: this onChange is where the broadcast (PostgreSQL NOTIFY) goes.
+ */
+async function withAdmin(fn: (admin: AdminService) => Promise<void>): Promise<void> {
+  const cfg = config();
+  await withDb(async (db) => fn(createAdminService({ sql: db.sql, config: cfg, onChange: () => {} /* TODO(broadcast): NOTIFY running servers */ })));
+}
+
 const keys = program.command('keys').description('API keys: create, list, revoke');
 keys
   .command('create')
@@ -127,11 +130,9 @@ keys
   .option('--tier <tier>', 'tier for a new tenant (default: DEFAULT_TIER)')
   .option('--name <label>', 'a label for the key')
   .action((o: { tenant: string; tier?: string; name?: string }) =>
-    withDb(async (db) => {
-      const tenant = await ensureTenant(db.sql, o.tenant, o.tier ?? config().defaultTier);
-      const k = generateApiKey();
-      await insertApiKey(db.sql, { tenantId: tenant.id, prefix: k.prefix, keyHash: k.hash, name: o.name ?? null });
-      console.log(`Created key ${k.prefix}… for tenant ${tenant.name} (tier ${tenant.tier}). It is shown once: store it now.`);
+    withAdmin(async (admin) => {
+      const k = await admin.createKey({ tenant: o.tenant, tier: o.tier, name: o.name, create_tenant: true });
+      console.log(`Created key ${k.prefix}… for tenant ${k.tenant} (tier ${k.tier}). It is shown once: store it now.`);
       console.log(k.key);
     }),
   );
@@ -141,60 +142,50 @@ keys
   .option('--tenant <name>', 'only this tenant')
   .option('--prefix <prefix>', 'only keys starting with this')
   .action((o: { tenant?: string; prefix?: string }) =>
-    withDb(async (db) => {
-      const rows = await listApiKeys(db.sql, o);
+    withAdmin(async (admin) => {
+      const rows = await admin.listKeys(o);
       console.log(['prefix', 'tenant', 'name', 'created', 'revoked'].join('\t'));
-      for (const r of rows) {
-        console.log([r.prefix, r.tenantName, r.name ?? '', r.createdAt.toISOString(), r.revokedAt?.toISOString() ?? ''].join('\t'));
-      }
+      for (const r of rows) console.log([r.prefix, r.tenant, r.name ?? '', r.created_at, r.revoked_at ?? ''].join('\t'));
     }),
   );
 keys
   .command('revoke <prefix>')
   .description('revoke the key with this prefix (as `keys list` shows it)')
   .action((prefix: string) =>
-    withDb(async (db) => {
-      if (!(await revokeApiKey(db.sql, prefix.slice(0, 11)))) {
-        console.error(`No live key with prefix ${prefix}. See \`embedding-cache keys list\`.`);
-        process.exitCode = 1;
-        return;
-      }
-      console.log(`Revoked ${prefix.slice(0, 11)}. Servers forget cached verifications within AUTH_CACHE_TTL_S.`);
+    withAdmin(async (admin) => {
+      const r = await admin.revokeKey({ prefix });
+      console.log(`Revoked ${r.prefix}. Servers forget cached verifications within AUTH_CACHE_TTL_S.`);
     }),
   );
 
-const tenants = program.command('tenants').description('tenants: create, list, update, delete');
+const shareOpt = () => new Option('--share-public <bool>', 'opt in or out of the shared public pool').choices(['true', 'false']);
+const bool = (v: 'true' | 'false' | undefined) => (v === undefined ? undefined : v === 'true');
+const printTenant = (t: TenantView) => console.log(`tenant ${t.name}: tier ${t.tier}, share_public ${t.share_public}`);
+
+const tenants = program.command('tenants').description('tenants: create, list, show, update, delete');
 tenants
   .command('create <name>')
-  .option('--tier <tier>', 'tier', 'free')
-  .action((name: string, o: { tier: string }) =>
-    withDb(async (db) => {
-      const t = await ensureTenant(db.sql, name, o.tier);
-      console.log(`tenant ${t.name} (id ${t.id}, tier ${t.tier})`);
-    }),
-  );
+  .option('--tier <tier>', 'tier (default: DEFAULT_TIER)')
+  .addOption(shareOpt())
+  .action((name: string, o: { tier?: string; sharePublic?: 'true' | 'false' }) => withAdmin(async (admin) => printTenant(await admin.createTenant({ name, tier: o.tier, share_public: bool(o.sharePublic) }))));
 tenants.command('list').action(() =>
-  withDb(async (db) => {
-    console.log(['id', 'name', 'tier', 'share_public', 'created'].join('\t'));
-    for (const t of await listTenants(db.sql)) console.log([t.id, t.name, t.tier, t.sharePublic, t.createdAt.toISOString()].join('\t'));
+  withAdmin(async (admin) => {
+    console.log(['name', 'tier', 'share_public', 'created'].join('\t'));
+    for (const t of await admin.listTenants()) console.log([t.name, t.tier, t.share_public, t.created_at].join('\t'));
   }),
 );
+tenants.command('show <name>').action((name: string) => withAdmin(async (admin) => console.log(JSON.stringify(await admin.showTenant({ name })))));
 tenants
   .command('update <name>')
   .option('--tier <tier>', 'new tier')
-  .addOption(new Option('--share-public <bool>', 'opt in or out of the shared public pool').choices(['true', 'false']))
-  .action((name: string, o: { tier?: string; sharePublic?: 'true' | 'false' }) =>
-    withDb(async (db) => {
-      const t = (await updateTenant(db.sql, name, { tier: o.tier, sharePublic: o.sharePublic === undefined ? undefined : o.sharePublic === 'true' })) ?? (await tenantOrExit(db, name));
-      console.log(`tenant ${t.name}: tier ${t.tier}, share_public ${t.sharePublic}`);
-    }),
-  );
+  .addOption(shareOpt())
+  .action((name: string, o: { tier?: string; sharePublic?: 'true' | 'false' }) => withAdmin(async (admin) => printTenant(await admin.updateTenant({ name, tier: o.tier, share_public: bool(o.sharePublic) }))));
 tenants
   .command('delete <name>')
   .description('delete a tenant with its keys, usage and cached vectors')
   .action((name: string) =>
-    withDb(async (db) => {
-      if (!(await deleteTenant(db.sql, name))) await tenantOrExit(db, name);
+    withAdmin(async (admin) => {
+      await admin.deleteTenant({ name });
       console.log(`Deleted tenant ${name} and its cache.`);
     }),
   );
@@ -202,7 +193,7 @@ tenants
 /** A CLI command's tenant; a missing one ends the command with a message (and exit code 1). */
 async function tenantOrExit(db: Database, name: string) {
   const t = await findTenantByName(db.sql, name);
-  if (!t) throw new Error(`No tenant ${name}. See \`embedding-cache tenants list\`.`);
+  if (!t) throw new Error(`No tenant named ${name}. See \`embedding-cache tenants list\`.`);
   return t;
 }
 
@@ -223,13 +214,11 @@ providers
   .option('--option <key=value>', 'a kind-specific option, repeatable (api_version, deployment, request, vectors_path, ...)', collectOption, {})
   .option('--api-key-env <var>', 'environment variable holding the key (keeps it out of shell history)', 'PROVIDER_API_KEY')
   .action((o: { tenant: string; name: string; kind: ProviderKind; baseUrl?: string; models: string; option: Record<string, string>; apiKeyEnv: string }) =>
-    withDb(async (db) => {
+    withAdmin(async (admin) => {
       const apiKey = process.env[o.apiKeyEnv];
       if (!apiKey) throw new Error(`Put the provider's key in $${o.apiKeyEnv} (or name another variable with --api-key-env).`);
-      const t = await tenantOrExit(db, o.tenant);
-      const models = o.models.split(',').map((m) => m.trim()).filter(Boolean);
-      const p = await addProvider(db.sql, config(), t, { name: o.name, kind: o.kind, base_url: o.baseUrl, api_key: apiKey, models, options: o.option });
-      console.log(JSON.stringify(providerView(p)));
+      const p = await admin.addProvider({ tenant: o.tenant, name: o.name, kind: o.kind, base_url: o.baseUrl, api_key: apiKey, models: commaList(o.models), options: o.option });
+      console.log(JSON.stringify(p));
     }),
   );
 providers
@@ -239,8 +228,8 @@ providers
   .requiredOption('--name <name>', 'provider name')
   .option('--model <id>', "one of the provider's models (default: its first)")
   .action((o: { tenant: string; name: string; model?: string }) =>
-    withDb(async (db) => {
-      const r = await testProvider(db.sql, config(), await tenantOrExit(db, o.tenant), o.name, o.model);
+    withAdmin(async (admin) => {
+      const r = await admin.testProvider({ tenant: o.tenant, name: o.name, model: o.model });
       console.log(JSON.stringify(r));
       if (!r.ok) process.exitCode = 1;
     }),
@@ -249,8 +238,8 @@ providers
   .command('list')
   .requiredOption('--tenant <name>', 'tenant name')
   .action((o: { tenant: string }) =>
-    withDb(async (db) => {
-      for (const p of await listProviders(db.sql, (await tenantOrExit(db, o.tenant)).id)) console.log(JSON.stringify(providerView(p)));
+    withAdmin(async (admin) => {
+      for (const p of await admin.listProviders({ tenant: o.tenant })) console.log(JSON.stringify(p));
     }),
   );
 providers
@@ -258,8 +247,8 @@ providers
   .requiredOption('--tenant <name>', 'tenant name')
   .requiredOption('--name <name>', 'provider name')
   .action((o: { tenant: string; name: string }) =>
-    withDb(async (db) => {
-      if (!(await deleteProvider(db.sql, (await tenantOrExit(db, o.tenant)).id, o.name))) throw new Error(`Tenant ${o.tenant} has no provider ${o.name}.`);
+    withAdmin(async (admin) => {
+      await admin.removeProvider({ tenant: o.tenant, name: o.name });
       console.log(`Removed provider ${o.name} of ${o.tenant}.`);
     }),
   );
@@ -271,50 +260,47 @@ tokens
   .requiredOption('--tenant <name>', 'tenant name')
   .option('--ttl <seconds>', 'lifetime', '3600')
   .action((o: { tenant: string; ttl: string }) =>
-    withDb(async (db) => {
-      const t = await tenantOrExit(db, o.tenant);
-      console.log(`Token for ${t.name} (tier ${t.tier}), valid ${o.ttl} s:`);
-      console.log(await mintTenantToken(jwtSecretOf(config()), { tenant: t.name, tier: t.tier, ttlSeconds: Number(o.ttl) }));
+    withAdmin(async (admin) => {
+      const t = await admin.mintTenantToken({ tenant: o.tenant, ttl_seconds: numberFromText(o.ttl) as number });
+      console.log(`Token for ${t.tenant} (tier ${t.tier}), valid until ${t.expires_at}:`);
+      console.log(t.token);
     }),
   );
 tokens
   .command('admin')
   .description('mint an admin token for the admin API')
   .option('--ttl <seconds>', 'lifetime', '3600')
-  .action(async (o: { ttl: string }) => console.log(await mintAdminToken(jwtSecretOf(config()), Number(o.ttl))));
+  .action((o: { ttl: string }) => withAdmin(async (admin) => console.log((await admin.mintAdminToken({ ttl_seconds: numberFromText(o.ttl) as number })).token)));
 
 const tiersCmd = program.command('tiers').description('tiers and their limits');
 tiersCmd.command('list').action(() =>
-  withDb(async (db) => {
+  withAdmin(async (admin) => {
     console.log(['name', 'requests/day', 'burst/s', 'tokens/min', 'max rows', 'backends'].join('\t'));
-    for (const t of await listTiers(db.sql)) {
-      console.log([t.name, t.requestsPerDay ?? '∞', t.burstPerSecond ?? '∞', t.tokensPerMinute ?? '∞', t.maxCachedRows ?? '∞', t.backends.join(',')].join('\t'));
+    for (const t of await admin.listTiers()) {
+      console.log([t.name, t.requests_per_day ?? '∞', t.burst_per_second ?? '∞', t.tokens_per_minute ?? '∞', t.max_cached_rows ?? '∞', t.backends.join(',')].join('\t'));
     }
   }),
 );
-const limitOpt = (v: string) => (v === 'unlimited' ? null : Number(v));
 tiersCmd
   .command('set <name>')
-  .description('create or replace a tier (numbers or "unlimited")')
-  .requiredOption('--requests-per-day <n>', 'requests per day')
-  .requiredOption('--burst-per-second <n>', 'requests per second')
-  .requiredOption('--tokens-per-minute <n>', 'computed tokens per minute')
-  .requiredOption('--max-cached-rows <n>', 'cache rows kept per tenant')
-  .requiredOption('--backends <list>', 'comma-separated: byok, upstream, local')
-  .action((name: string, o: { requestsPerDay: string; burstPerSecond: string; tokensPerMinute: string; maxCachedRows: string; backends: string }) =>
-    withDb(async (db) => {
-      const backends = o.backends.split(',').map((b) => b.trim());
-      const bad = backends.filter((b) => !(BACKEND_KINDS as readonly string[]).includes(b));
-      if (bad.length > 0) throw new Error(`Unknown backends: ${bad.join(', ')}. Use ${BACKEND_KINDS.join(', ')}.`);
-      const t = await upsertTier(db.sql, {
+  .description('create a tier, or change the limits given (numbers or "unlimited"); a new tier needs --backends, its other limits default to unlimited')
+  .option('--requests-per-day <n>', 'requests per day')
+  .option('--burst-per-second <n>', 'requests per second')
+  .option('--tokens-per-minute <n>', 'computed tokens per minute')
+  .option('--max-cached-rows <n>', 'cache rows kept per tenant')
+  .option('--backends <list>', 'comma-separated: byok, upstream, local')
+  .action((name: string, o: { requestsPerDay?: string; burstPerSecond?: string; tokensPerMinute?: string; maxCachedRows?: string; backends?: string }) =>
+    withAdmin(async (admin) => {
+      // Left as text when not a number, so the service refuses `abc` with the API's message.
+      const t = await admin.setTier({
         name,
-        requestsPerDay: limitOpt(o.requestsPerDay),
-        burstPerSecond: limitOpt(o.burstPerSecond),
-        tokensPerMinute: limitOpt(o.tokensPerMinute),
-        maxCachedRows: limitOpt(o.maxCachedRows),
-        backends: backends as BackendKind[],
+        requests_per_day: numberFromText(o.requestsPerDay) as number | null | undefined,
+        burst_per_second: numberFromText(o.burstPerSecond) as number | null | undefined,
+        tokens_per_minute: numberFromText(o.tokensPerMinute) as number | null | undefined,
+        max_cached_rows: numberFromText(o.maxCachedRows) as number | null | undefined,
+        backends: o.backends === undefined ? undefined : (commaList(o.backends) as BackendKind[]),
       });
-      console.log(`tier ${t.name} saved; running servers use a new tier at once, changed limits within 30 s`);
+      console.log(`tier ${t.name} ${t.created ? 'created' : 'saved'}; running servers use a new tier at once, changed limits within 30 s`);
     }),
   );
 
@@ -324,14 +310,13 @@ program
   .requiredOption('--tenant <name>', 'tenant name')
   .option('--json', 'print JSON')
   .action((o: { tenant: string; json?: boolean }) =>
-    withDb(async (db) => {
-      const t = await tenantOrExit(db, o.tenant);
-      const stats = await tenantStats(db.sql, t, config().prices);
+    withAdmin(async (admin) => {
+      const stats = await admin.stats({ tenant: o.tenant });
       if (o.json) {
         console.log(JSON.stringify(stats, null, 2));
         return;
       }
-      console.log(`tenant ${t.name}: ${stats.stored_rows} cached vectors, ${(stats.stored_bytes / 1e6).toFixed(1)} MB`);
+      console.log(`tenant ${stats.tenant}: ${stats.stored_rows} cached vectors, ${(stats.stored_bytes / 1e6).toFixed(1)} MB`);
       console.log(`${stats.requests} requests, ${stats.inputs} inputs, hit ratio ${(100 * stats.hit_ratio).toFixed(1)}%, ${stats.saved_tokens} tokens saved (~$${stats.estimated_savings_usd.toFixed(4)})`);
       console.log(['day', 'model', 'requests', 'inputs', 'hits', 'misses', 'tokens', 'saved_usd'].join('\t'));
       for (const u of stats.by_day) {
@@ -346,12 +331,19 @@ program
   .requiredOption('--tenant <name>', 'tenant name')
   .option('--model <id>', 'only this model (cache model id, e.g. text-embedding-3-small)')
   .action((o: { tenant: string; model?: string }) =>
-    withDb(async (db) => {
-      const t = await tenantOrExit(db, o.tenant);
-      const n = await clearRows(db.sql, t.id, o.model);
-      console.log(`Deleted ${n} cached vectors of ${t.name}. Running servers drop them from memory on restart.`);
+    withAdmin(async (admin) => {
+      const r = await admin.clearCache({ tenant: o.tenant, model: o.model });
+      console.log(
+        `Deleted ${r.deleted} cached vectors of ${r.tenant}. Running servers may serve them from memory until restarted; DELETE /admin/v1/tenants/${r.tenant}/cache clears a running server at once.`,
+      );
     }),
   );
+
+const commaList = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 program
   .command('seed')

@@ -62,6 +62,8 @@ const EnvSchema = z.object({
   PROVIDER_ALLOWLIST: z.string().optional(),
   /** Allow http:// provider URLs (private deployments, tests). */
   PROVIDER_ALLOW_HTTP: bool.default(false),
+  /** `pretty` on a terminal and `json` otherwise unless set. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { message: "must be 'auto', 'json' or 'pretty'" }).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** OpenAI's limit; configurable. */
   MAX_INPUTS: positiveInt.default(2048),
@@ -76,7 +78,7 @@ const EnvSchema = z.object({
   /** Days an unused cache row lives (0 = forever). */
   CACHE_TTL_DAYS: z.coerce.number().min(0).default(0),
   /** Tier given to tenants created without one (CLI `keys create`, AUTH_DISABLED's tenant). */
-  DEFAULT_TIER: z.string().min(1).default('pro'),
+  DEFAULT_TIER: z.string().min(1).default('unlimited'),
   /** Seconds between eviction sweeps (TTL and per-tier row caps). */
   EVICTION_INTERVAL_S: z.coerce.number().min(1).default(60),
   /** USD per million tokens by model, for the money-saved estimate: JSON object, merged over the defaults. */
@@ -133,6 +135,7 @@ export interface Config {
   masterKeys: MasterKeys | undefined;
   ssrf: SsrfPolicy;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   maxInputs: number;
   bodyLimit: number;
   hotCacheBytes: number;
@@ -221,6 +224,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKeys,
     ssrf,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     maxInputs: e.MAX_INPUTS,
     bodyLimit: e.BODY_LIMIT,
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),

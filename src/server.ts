@@ -16,6 +16,8 @@ import { ModelAccess } from './core/model-access.js';
 import { ModelRegistry } from './core/models.js';
 import type { TenantContext } from './core/tenant.js';
 import type { Embedder } from './core/types.js';
+import { reactInProcess } from './admin/changes.js';
+import { createAdminService } from './admin/service.js';
 import { buildApp } from './http/app.js';
 import { VectorTextCache } from './http/openai-response.js';
 import { EmbedRequests } from './core/embed-request.js';
@@ -139,6 +141,12 @@ export async function createServer(
     const models = new ModelAccess(registry, providers);
     const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret);
     const requests = new EmbedRequests({ models, embeddings, tokens: limits });
+    const admin = createAdminService({
+      sql: db.sql,
+      config,
+      flushPending: () => embeddings.flush(),
+      onChange: reactInProcess({ auth, embeddings, tiers, providers }),
+    });
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
       Object.fromEntries(registry.backends.flatMap((b) => Object.entries(b.stats?.() ?? {}).map(([model, s]) => [model, s.queueDepth])));
@@ -167,7 +175,7 @@ export async function createServer(
           backends: () => registry.backends,
         },
         metrics: { metrics },
-        admin: { config, db, redis, embeddings, auth, tiers, providers },
+        admin: { admin, adminToken: config.adminToken, jwtSecret: config.jwtSecret },
       },
       logger,
     );

@@ -111,7 +111,7 @@ describe('SIGHUP reload of a running server', () => {
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
     base = await waitFor(() => /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]);
-  }, 60_000);
+  }, 90_000);
 
   afterAll(async () => {
     if (child && child.exitCode === null) {
@@ -122,9 +122,9 @@ describe('SIGHUP reload of a running server', () => {
     await b?.close();
   });
 
-  /** Polls (bounded: 400 × 25 ms) until `probe` gives a value. */
+  /** Polls (bounded: 2400 × 25 ms, for a start-up on a busy machine) until `probe` gives a value. */
   async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-    for (let i = 0; i < 400; i++) {
+    for (let i = 0; i < 2400; i++) {
       const v = await probe();
       if (v !== undefined) return v;
       await new Promise((r) => setTimeout(r, 25));

@@ -275,7 +275,14 @@ describe('rate limits, usage and metrics', () => {
   it('evicts the least recently hit rows of a tenant over its tier’s row cap', async () => {
     await admin('PUT', '/tiers/small', { requests_per_day: null, burst_per_second: null, tokens_per_minute: null, max_cached_rows: 2, backends: ['upstream'] });
     const key = await tenantWithKey('smallco', 'small');
-    for (const x of ['e1', 'e2', 'e3', 'e4']) await embed(key, { model: 'text-embedding-3-small', input: x });
+    const [{ id }] = await t.server.db.sql`SELECT id FROM tenants WHERE name = 'smallco'`;
+    for (const x of ['e1', 'e2', 'e3', 'e4']) {
+      await embed(key, { model: 'text-embedding-3-small', input: x });
+      // Rows written in one batch tie on last_hit_at: age every row written so far by a minute,
+      // so e1 is oldest and e4 newest whatever the batching.
+      await t.server.embeddings.flush();
+      await t.server.db.sql`UPDATE embeddings SET last_hit_at = last_hit_at - interval '1 minute' WHERE tenant_id = ${id}`;
+    }
     await embed(key, { model: 'text-embedding-3-small', input: 'e1' }); // a hit: e1 is recent again
     await t.server.embeddings.flush();
     await t.server.evictor.sweep();

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { ApiError } from '../core/errors.js';
+import { DomainError } from '../core/errors.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { Sql } from '../store/db.js';
 import { findLiveKeyByPrefix } from '../store/api-keys.js';
@@ -27,7 +27,7 @@ export class ApiKeyAuth {
 
   async authenticate(header: string | undefined): Promise<TenantContext> {
     if (!header) {
-      throw ApiError.unauthorized(
+      throw unauthenticated(
         "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Create one with `embedding-cache keys create --tenant NAME`.",
       );
     }
@@ -54,11 +54,11 @@ export class ApiKeyAuth {
     try {
       claims = await verifyTenantToken(this.jwtSecret!, token);
     } catch (err) {
-      if (err instanceof TokenError) throw ApiError.unauthorized(`Invalid token: ${err.message}`);
+      if (err instanceof TokenError) throw unauthenticated(`Invalid token: ${err.message}`, err);
       throw err;
     }
     const t = await findTenantByName(this.sql, claims.tenant);
-    if (!t) throw ApiError.unauthorized(`Invalid token: tenant ${claims.tenant} does not exist.`);
+    if (!t) throw unauthenticated(`Invalid token: tenant ${claims.tenant} does not exist.`);
     // The database's tier is authoritative: a downgrade applies to tokens already issued.
     const tenant: TenantContext = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
     const ttl = Math.min(this.cacheTtlMs, claims.exp * 1000 - Date.now());
@@ -72,7 +72,11 @@ export class ApiKeyAuth {
   }
 }
 
-function invalidKey(key: string | undefined): ApiError {
+function unauthenticated(message: string, cause?: unknown): DomainError {
+  return new DomainError('unauthenticated', message, { code: 'invalid_api_key', cause });
+}
+
+function invalidKey(key: string | undefined): DomainError {
   const shown = key ? `${key.slice(0, 6)}${'*'.repeat(Math.max(0, Math.min(key.length, 20) - 10))}${key.slice(-4)}` : '';
-  return ApiError.unauthorized(`Incorrect API key provided: ${shown}. Check the key, or create one with \`embedding-cache keys create --tenant NAME\`.`);
+  return unauthenticated(`Incorrect API key provided: ${shown}. Check the key, or create one with \`embedding-cache keys create --tenant NAME\`.`);
 }

@@ -33,7 +33,6 @@ export class UpstreamEmbedder extends ProviderEmbedder {
       res = await this.client.embeddings.create(
         // Mixed text and token inputs cannot be sent together; the HTTP layer never mixes them.
         { model: m.model, input: input as string[] | number[][], encoding_format: 'base64', ...(o.dimensions ? { dimensions: o.dimensions } : {}) },
-        { signal: o.signal },
       );
     } catch (err) {
       throw mapOpenAIError(this.setup.call.identity, err, this.setup.call.secret);

@@ -1,5 +1,5 @@
 import type { Tier } from './domain.js';
-import { ApiError } from './errors.js';
+import { DomainError, modelNotFound } from './errors.js';
 import type { ModelRegistry, ResolvedModel } from './models.js';
 import type { TenantContext } from './tenant.js';
 
@@ -21,15 +21,13 @@ export class ModelAccess {
   async resolve(tenant: TenantContext, tier: Tier, id: string): Promise<ResolvedModel> {
     const own = this.tenantModels ? await this.tenantModels.models(tenant.id) : [];
     const m = own.find((o) => o.spec.id === id) ?? this.registry.resolve(id);
-    if (!m) throw ApiError.modelNotFound(id);
+    if (!m) throw modelNotFound(id);
     if (!tier.backends.includes(m.kind)) {
-      throw new ApiError(
-        403,
-        'permission_error',
+      throw new DomainError(
+        'forbidden',
         `Your tier (${tier.name}) does not include ${m.kind === 'local' ? 'server-side models' : m.kind === 'upstream' ? "the server's upstream models" : 'your own providers'}. ` +
           (tier.backends.includes('byok') ? 'Add a provider with your own API key, or ask for a higher tier.' : 'Ask the operator for a higher tier.'),
-        'model',
-        'model_not_allowed',
+        { param: 'model', code: 'model_not_allowed' },
       );
     }
     return m;

@@ -52,8 +52,10 @@ export interface EmbedOptions {
   taskType?: TaskType | null;
   /** Asked-for `dimensions`, passed only to models whose dimensionsMethod is `native`. */
   dimensions?: number;
-  /** The caller went away or timed out: drop queued work. */
-  signal?: AbortSignal;
+  // No cancellation signal, on purpose: a miss is shared by every request waiting on the same
+  // key (singleflight), so work may only stop once all of them have gone, and the computed
+  // vectors are stored for the next caller anyway. Backends bound their work with their own
+  // timeouts (the batcher's, the upstream's) instead; a client that leaves costs at most that.
 }
 
 export interface EmbedResult {

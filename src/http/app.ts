@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import compress from '@fastify/compress';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
+import { accessLog } from './access-log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
-import type { AdminServices } from './context.js';
-import { installErrorHandlers } from './errors.js';
+import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { limitsPlugin, type LimitsPluginOptions } from './limits-plugin.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
 import { healthRoutes, type HealthRoutesOptions } from './routes/health.js';
 import { metricsRoutes, type MetricsRoutesOptions } from './routes/metrics.js';
 import { nativeRoutes, type NativeRoutesOptions } from './routes/native.js';
@@ -24,7 +24,7 @@ export interface AppOptions {
   maxInputs: number;
   health: HealthRoutesOptions;
   metrics: MetricsRoutesOptions;
-  admin: AdminServices;
+  admin: AdminRoutesOptions;
 }
 
 /** The Fastify app: plugins and hooks only; services are built by server.ts and passed in. */
@@ -32,6 +32,9 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
+    ...errorServerOptions(),
+    // One line per request from accessLog instead of Fastify's two.
+    disableRequestLogging: true,
     // Keep a caller's x-request-id (when sane) so logs on both sides line up.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -39,6 +42,7 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     },
   });
   installErrorHandlers(app);
+  await app.register(accessLog);
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
     void reply.header('x-request-id', request.id);
   });
@@ -55,8 +59,6 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     },
     { prefix: '/v1' },
   );
-  // The admin routes still read app.services (until they take explicit options).
-  app.decorate('services', opts.admin);
-  await app.register(adminRoutes, { prefix: '/admin/v1' });
+  await app.register(adminRoutes, { ...opts.admin, prefix: '/admin/v1' });
   return app;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../core/errors.js';
+import { DomainError } from '../core/errors.js';
 import type { Tier } from '../core/domain.js';
 import { formatDuration, limitHeaders, RateLimits } from './rate-limit.js';
 
@@ -18,10 +18,10 @@ describe('rate limits (in-process)', () => {
     const t = tier({ requestsPerDay: 2 });
     expect((await limits.admit(1, t)).requests).toMatchObject({ limit: 2, remaining: 1 });
     await limits.admit(1, t);
-    const e = await limits.admit(1, t).catch((x: unknown) => x as ApiError);
-    expect(e).toMatchObject({ status: 429, type: 'rate_limit_error' });
-    expect(Number((e as ApiError).headers['retry-after'])).toBeGreaterThan(0);
-    expect((e as ApiError).headers['x-ratelimit-remaining-requests']).toBe('0');
+    const e = await limits.admit(1, t).catch((x: unknown) => x as DomainError);
+    expect(e).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded' });
+    expect((e as DomainError).details.retryAfterSeconds).toBeGreaterThan(0);
+    expect(limitHeaders((e as DomainError).details.limits!)['x-ratelimit-remaining-requests']).toBe('0');
     // another tenant has its own budget
     expect((await limits.admit(2, t)).requests?.remaining).toBe(1);
   });
@@ -32,7 +32,7 @@ describe('rate limits (in-process)', () => {
     await limits.admit(1, t);
     limits.chargeTokens(1, t, 100);
     await new Promise((r) => setImmediate(r));
-    await expect(limits.admit(1, t)).rejects.toMatchObject({ status: 429 });
+    await expect(limits.admit(1, t)).rejects.toMatchObject({ kind: 'rate_limited' });
   });
 
   it('costs nothing for an unlimited tier and sends no headers', async () => {

@@ -1,19 +1,12 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
-import { ApiError } from '../core/errors.js';
+import { DomainError, type LimitWindow, type LimitWindows } from '../core/errors.js';
 import type { Tier } from '../core/domain.js';
 
 /** One window's state, as OpenAI's x-ratelimit-* headers report it. */
-export interface WindowState {
-  limit: number;
-  remaining: number;
-  resetMs: number;
-}
+export type WindowState = LimitWindow;
 
-export interface LimitState {
-  requests: WindowState | null;
-  tokens: WindowState | null;
-}
+export type LimitState = LimitWindows;
 
 export type LimitDecision = 'allowed' | 'limited';
 
@@ -68,7 +61,7 @@ export class RateLimits {
   }
 
   /**
-   * Counts one request for `tenantId`; throws a 429 ApiError (with headers) when over a limit.
+   * Counts one request for `tenantId`; throws a `rate_limited` DomainError (with the windows' state) when over a limit.
    * The three windows are asked at once (one pipelined Redis round trip, not three); a request
    * refused by one window still counts in the others, as a refused request does at OpenAI.
    */
@@ -133,10 +126,13 @@ function windowState(limit: number, res: RateLimiterRes | null): WindowState {
   return { limit, remaining: Math.max(0, limit - res.consumedPoints), resetMs: res.msBeforeNext };
 }
 
-function limited(message: string, state: LimitState, msBeforeNext: number): ApiError {
-  const headers = limitHeaders(state);
-  headers['retry-after'] = String(Math.max(1, Math.ceil(msBeforeNext / 1000)));
-  return new ApiError(429, 'rate_limit_error', `${message} Retry after ${headers['retry-after']}s, or ask for a higher tier.`, null, 'rate_limit_exceeded', headers);
+function limited(message: string, state: LimitState, msBeforeNext: number): DomainError {
+  const retryAfterSeconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
+  return new DomainError('rate_limited', `${message} Retry after ${retryAfterSeconds}s, or ask for a higher tier.`, {
+    code: 'rate_limit_exceeded',
+    retryAfterSeconds,
+    limits: state,
+  });
 }
 
 /** OpenAI's header names and duration format ("1s", "6m0s", "1h2m3s"). */

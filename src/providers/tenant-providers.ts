@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import { ApiError } from '../core/errors.js';
+import { DomainError } from '../core/errors.js';
 import type { TenantModelSource } from '../core/model-access.js';
 import type { ResolvedModel } from '../core/models.js';
 import { open, type MasterKeys } from '../security/secret-box.js';
@@ -44,7 +44,7 @@ export class TenantProviders implements TenantModelSource {
     if (cached) return cached;
     const rows = await listProviders(this.sql, tenantId);
     if (rows.length > 0 && !this.opts.masterKeys) {
-      throw ApiError.internal('This server stores provider keys but has no MASTER_KEY to open them; the operator must set MASTER_KEY.');
+      throw new DomainError('internal', 'This server stores provider keys but has no MASTER_KEY to open them; the operator must set MASTER_KEY.');
     }
     const models: ResolvedModel[] = [];
     for (const p of rows) {

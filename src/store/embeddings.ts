@@ -68,12 +68,12 @@ export async function expireRows(sql: Sql, days: number): Promise<number> {
   return r.count;
 }
 
-/** Deletes a tenant's `count` least recently hit rows (capacity eviction). */
+/** Deletes a tenant's `count` least recently hit rows (capacity eviction); ties (one write batch) go by hash, so the order is deterministic. */
 export async function evictLeastRecentlyHit(sql: Sql, tenantId: number, count: number): Promise<number> {
   const r = await sql`
     DELETE FROM embeddings e USING (
       SELECT model, model_version, input_hash FROM embeddings
-      WHERE tenant_id = ${tenantId} ORDER BY last_hit_at ASC LIMIT ${count}
+      WHERE tenant_id = ${tenantId} ORDER BY last_hit_at ASC, input_hash ASC LIMIT ${count}
     ) old
     WHERE e.tenant_id = ${tenantId} AND e.model = old.model AND e.model_version = old.model_version AND e.input_hash = old.input_hash`;
   return r.count;

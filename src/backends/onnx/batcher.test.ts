@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import { Batcher, takeBatch, type BatcherConfig, type Entry } from './batcher.js';
 import type { BatchRunner } from './session.js';
 
@@ -182,7 +182,7 @@ describe('Batcher', () => {
     expect(batcher.stats().inFlight).toBe(0);
   });
 
-  it('refuses a request that would overflow the queue with 503 and Retry-After', async () => {
+  it('refuses a request that would overflow the queue as overloaded, with a retry hint', async () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, { ...config, maxQueue: 4, maxWaitMs: 0 });
     runner.hold();
@@ -190,9 +190,9 @@ describe('Batcher', () => {
     await tick();
     const queued = batcher.submit([seq(2, 2), seq(3, 2), seq(4, 2)]);
     const err = await batcher.submit([seq(5, 2), seq(6, 2)]).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApiError);
-    expect(err).toMatchObject({ status: 503, type: 'service_unavailable' });
-    expect(Number((err as ApiError).headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ kind: 'overloaded' });
+    expect((err as DomainError).details.retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(batcher.stats().rejectedFull).toBe(1);
     runner.release();
     await Promise.all([running, queued]);
@@ -203,33 +203,7 @@ describe('Batcher', () => {
     await expect(batcher.submit([seq(1, 2), seq(2, 2), seq(3, 2)])).resolves.toHaveLength(3);
   });
 
-  it('skips the entries of a caller that aborted, and rejects it with the abort reason', async () => {
-    const runner = new FakeRunner();
-    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0 });
-    runner.hold();
-    const first = batcher.submit([seq(1, 2)]);
-    await tick();
-    const controller = new AbortController();
-    const aborted = batcher.submit([seq(2, 2), seq(3, 2)], controller.signal);
-    const kept = batcher.submit([seq(4, 2)]);
-    controller.abort(new Error('client went away'));
-    await expect(aborted).rejects.toThrow('client went away');
-    expect(batcher.stats().queueDepth).toBe(1);
-    runner.release();
-    await Promise.all([first, kept]);
-    expect(runner.batches.map((b) => b.map((s) => s[0]))).toEqual([[1], [4]]);
-    expect(batcher.stats().skipped).toBe(2);
-  });
-
-  it('rejects an already-aborted signal without queueing', async () => {
-    const runner = new FakeRunner();
-    const batcher = new Batcher(runner, config);
-    await expect(batcher.submit([seq(1, 2)], AbortSignal.abort(new Error('gone')))).rejects.toThrow('gone');
-    await new Promise((r) => setTimeout(r, 20));
-    expect(runner.batches).toHaveLength(0);
-  });
-
-  it('times a request out with 503 and drops its queued entries', async () => {
+  it('times a request out (kind timeout, with a retry hint) and drops its queued entries', async () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, { ...config, maxWaitMs: 0, timeoutMs: 40 });
     runner.hold();
@@ -239,7 +213,7 @@ describe('Batcher', () => {
     const outcomes = await Promise.allSettled([stuck, late]);
     for (const outcome of outcomes) {
       expect(outcome.status).toBe('rejected');
-      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ status: 503, code: 'timeout' });
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ kind: 'timeout', details: { retryAfterSeconds: expect.any(Number) } });
     }
     expect(batcher.stats()).toMatchObject({ timedOut: 2, queueDepth: 0 });
     runner.release();
@@ -261,14 +235,14 @@ describe('Batcher', () => {
     await expect(batcher.submit([seq(3, 2)])).resolves.toHaveLength(1);
   });
 
-  it('refuses work after close and fails what was queued with 503', async () => {
+  it('refuses work after close and fails what was queued as shutting_down', async () => {
     const runner = new FakeRunner();
     const batcher = new Batcher(runner, { ...config, maxWaitMs: 60_000 });
     batcher.expect(); // keeps the request waiting for company
     const queued = batcher.submit([seq(1, 2)]);
     batcher.close();
-    await expect(queued).rejects.toMatchObject({ status: 503 });
-    await expect(batcher.submit([seq(2, 2)])).rejects.toMatchObject({ status: 503 });
+    await expect(queued).rejects.toMatchObject({ kind: 'shutting_down' });
+    await expect(batcher.submit([seq(2, 2)])).rejects.toMatchObject({ kind: 'shutting_down' });
     expect(runner.batches).toHaveLength(0);
   });
 });

@@ -4,10 +4,10 @@
  * batch (the oldest entry plus others of similar length) is cut within a padded token budget
  * (longest × count), and runs when the queue holds a full batch, when the oldest entry has
  * waited `maxWaitMs`, or at once when no other request is on its way (see expect()); entries
- * whose caller has gone are skipped; one session.run at a time per runner (a GPU gets two, so it
+ * whose request has timed out or failed are skipped; one session.run at a time per runner (a GPU gets two, so it
  * is not idle while a batch's inputs and outputs cross); results go back to their callers.
  */
-import { ApiError } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import type { TokenIds } from './packed-ids.js';
 import type { BatchRunner } from './session.js';
 
@@ -18,9 +18,9 @@ export interface BatcherConfig {
   maxBatchSize: number;
   /** How long the oldest entry waits for company before a partial batch runs. */
   maxWaitMs: number;
-  /** Entries (inputs) that may wait; a request that would overflow it gets 503 + Retry-After. */
+  /** Entries (inputs) that may wait; a request that would overflow it is refused as `overloaded` (with a retry hint). */
   maxQueue: number;
-  /** A request not answered in this time gets 503 and its queued entries are dropped. */
+  /** A request not answered in this time fails with `timeout` and its queued entries are dropped. */
   timeoutMs: number;
 }
 
@@ -37,7 +37,7 @@ export interface BatcherStats {
   batches: number;
   /** Vectors computed since start. */
   embeddings: number;
-  /** Entries dropped at batch time because their caller aborted, timed out or failed. */
+  /** Entries dropped at batch time because their request timed out or failed. */
   skipped: number;
   /** Requests refused because the queue was full. */
   rejectedFull: number;
@@ -61,7 +61,7 @@ export interface Entry {
   queuedAt: number;
 }
 
-/** One submit() call: its entries share its fate (abort, timeout, failure). */
+/** One submit() call: its entries share its fate (timeout, failure). */
 class QueuedRequest {
   readonly results: Float32Array[];
   /** Entries still in the queue, for the live depth. */
@@ -103,6 +103,8 @@ class QueuedRequest {
     finish();
   }
 }
+
+const shuttingDown = () => new DomainError('shutting_down', 'The local model is shutting down; retry on another instance.');
 
 /** How many recent batches stats() reports. */
 const RECENT_BATCHES = 16;
@@ -179,26 +181,25 @@ export class Batcher {
   }
 
   /**
-   * Queues `sequences` (one request) and resolves with their vectors in order. Rejects with 503
-   * when the queue is full or the request times out, with the signal's reason on abort.
+   * Queues `sequences` (one request) and resolves with their vectors in order. Rejects with
+   * `overloaded` when the queue is full, `timeout` when not answered in time, `shutting_down`
+   * once closed.
    */
-  submit(sequences: readonly TokenIds[], signal?: AbortSignal): Promise<Float32Array[]> {
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.closed) return Promise.reject(ApiError.unavailable('The local model is shutting down.'));
+  submit(sequences: readonly TokenIds[]): Promise<Float32Array[]> {
+    if (this.closed) return Promise.reject(shuttingDown());
     if (sequences.length === 0) return Promise.resolve([]);
     // A request larger than the whole queue is still let in when the queue is empty.
     if (this.live.entries > 0 && this.live.entries + sequences.length > this.config.maxQueue) {
       this.counters.rejectedFull++;
       return Promise.reject(
-        ApiError.unavailable(
-          `The local model is overloaded (${this.live.entries} inputs queued); retry later.`,
-          this.retryAfterSeconds(),
-        ),
+        new DomainError('overloaded', `The local model is overloaded (${this.live.entries} inputs queued); retry later.`, {
+          retryAfterSeconds: this.retryAfterSeconds(),
+        }),
       );
     }
     return new Promise<Float32Array[]>((resolve, reject) => {
       const request = new QueuedRequest(sequences.length, (r) => this.forget(r), resolve, reject);
-      this.watch(request, signal);
+      this.watch(request);
       const now = performance.now();
       // Shortest first: a big request's neighbours in the queue have similar lengths, so the
       // batches cut from it carry little padding.
@@ -246,31 +247,21 @@ export class Batcher {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
-    const gone = ApiError.unavailable('The local model is shutting down.');
+    const gone = shuttingDown();
     for (const entry of this.queue) entry.request.fail(gone);
     this.queue.length = 0;
   }
 
-  private watch(request: QueuedRequest, signal: AbortSignal | undefined): void {
+  private watch(request: QueuedRequest): void {
     const timeout = setTimeout(() => {
       this.counters.timedOut++;
       request.fail(
-        new ApiError(
-          503,
-          'service_unavailable',
-          `The local model did not answer within ${this.config.timeoutMs} ms; retry later.`,
-          null,
-          'timeout',
-          { 'retry-after': String(this.retryAfterSeconds()) },
-        ),
+        new DomainError('timeout', `The local model did not answer within ${this.config.timeoutMs} ms; retry later.`, {
+          retryAfterSeconds: this.retryAfterSeconds(),
+        }),
       );
     }, this.config.timeoutMs);
     request.onCleanup(() => clearTimeout(timeout));
-    if (signal) {
-      const onAbort = () => request.fail(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      request.onCleanup(() => signal.removeEventListener('abort', onAbort));
-    }
   }
 
   /** A settled request's queued entries no longer count; they are skipped when reached. */

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveDimensions } from '../../core/dimensions.js';
-import { ApiError } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import type { TaskType } from '../../core/types.js';
 import { createOnnxEmbedder, type OnnxEmbedder } from './embedder.js';
 
@@ -110,12 +110,12 @@ describe('OnnxEmbedder on the tiny-bert fixture', () => {
 
   it('rejects token ids outside the vocabulary with a 400 naming input', async () => {
     const err = await embedder.embed('tiny-bert', [{ kind: 'tokens', ids: [5, 4000] }]).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ApiError);
-    expect(err).toMatchObject({ status: 400, param: 'input' });
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err).toMatchObject({ kind: 'invalid_input', param: 'input' });
   });
 
   it('answers an unknown model with 404 model_not_found', async () => {
-    await expect(embedder.embed('nope', [{ kind: 'text', text: 'x' }])).rejects.toMatchObject({ status: 404, code: 'model_not_found' });
+    await expect(embedder.embed('nope', [{ kind: 'text', text: 'x' }])).rejects.toMatchObject({ kind: 'model_not_found', code: 'model_not_found' });
   });
 
   it('is ready while its workers live', async () => {
@@ -124,7 +124,7 @@ describe('OnnxEmbedder on the tiny-bert fixture', () => {
 });
 
 describe('OnnxEmbedder under overload', () => {
-  it('answers 503 with Retry-After once its queue is full and serves what it queued', async () => {
+  it('refuses as overloaded (with a retry hint) once its queue is full and serves what it queued', async () => {
     const embedder = await createOnnxEmbedder({ modelDirs: [MODEL_DIR], device: 'cpu', threads: 1, maxQueue: 2, maxWaitMs: 300, maxBatchTokens: 100_000 });
     try {
       const outcomes = await Promise.allSettled(
@@ -135,8 +135,8 @@ describe('OnnxEmbedder under overload', () => {
       expect(served).toHaveLength(2);
       expect(refused).toHaveLength(8);
       for (const r of refused) {
-        expect(r.reason).toBeInstanceOf(ApiError);
-        expect(r.reason).toMatchObject({ status: 503, headers: { 'retry-after': expect.stringMatching(/^\d+$/) } });
+        expect(r.reason).toBeInstanceOf(DomainError);
+        expect(r.reason).toMatchObject({ kind: 'overloaded', details: { retryAfterSeconds: expect.any(Number) } });
       }
       expect(embedder.stats()['tiny-bert']).toMatchObject({ rejectedFull: 8, embeddings: 2, queueDepth: 0 });
     } finally {

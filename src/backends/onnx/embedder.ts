@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { ApiError } from '../../core/errors.js';
+import { DomainError, modelNotFound } from '../../core/errors.js';
 import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../../core/types.js';
 import { Batcher, type BatcherConfig, type BatcherStats } from './batcher.js';
 import { loadModelDir, type ModelDir } from './model-dir.js';
@@ -120,19 +120,20 @@ export class OnnxEmbedder implements Embedder {
 
   async embed(model: string, inputs: EmbedInput[], options: EmbedOptions = {}): Promise<EmbedResult> {
     const entry = this.byId.get(model);
-    if (!entry) throw ApiError.modelNotFound(model);
+    if (!entry) throw modelNotFound(model);
     const taskType = options.taskType ?? entry.spec.defaultTaskType;
     const arrived = entry.model.batcher.expect();
     try {
       const ids = await this.pool.encode(entry.model.dir.id, inputs, taskType);
-      const pending = entry.model.batcher.submit(ids, options.signal);
+      const pending = entry.model.batcher.submit(ids);
       arrived();
       const vectors = await pending;
       return { vectors, tokens: ids.map((s) => s.length) };
     } catch (err) {
       arrived();
-      if (err instanceof ApiError || options.signal?.aborted) throw err;
-      throw ApiError.internal(`local model ${model} failed: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof DomainError) throw err;
+      // The runtime's own text goes to the log (as the cause), not to the client.
+      throw new DomainError('internal', `local model ${model} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
 

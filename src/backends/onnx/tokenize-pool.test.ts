@@ -51,10 +51,10 @@ describe('TokenizerPool', () => {
     }
   });
 
-  it('carries a 400 for a bad token id back from the worker as an ApiError', async () => {
+  it('carries an invalid_input for a bad token id back from the worker as a DomainError', async () => {
     const pool = await TokenizerPool.start({ m: source }, 1);
     try {
-      await expect(pool.encode('m', [{ kind: 'tokens', ids: [99999] }], null)).rejects.toMatchObject({ status: 400, param: 'input' });
+      await expect(pool.encode('m', [{ kind: 'tokens', ids: [99999] }], null)).rejects.toMatchObject({ kind: 'invalid_input', param: 'input' });
       expect(pool.alive).toBe(true);
     } finally {
       await pool.close();

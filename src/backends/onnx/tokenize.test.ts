@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it, vi } from 'vitest';
-import { ApiError } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import type { TaskType } from '../../core/types.js';
 import { TextTokenizer, taskPrefix } from './tokenize.js';
 
@@ -96,8 +96,8 @@ describe('TextTokenizer', () => {
           return e;
         }
       })();
-      expect(err).toBeInstanceOf(ApiError);
-      expect(err).toMatchObject({ status: 400, param: 'input' });
+      expect(err).toBeInstanceOf(DomainError);
+      expect(err).toMatchObject({ kind: 'invalid_input', param: 'input' });
     }
   });
 });

@@ -4,7 +4,7 @@
  * model's limit with the special-token frame ([CLS] ... [SEP]) kept.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
-import { ApiError } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import type { EmbedInput, TaskType } from '../../core/types.js';
 
 /** nomic's prefixes: the model was trained with them, so they are part of the input. */
@@ -71,7 +71,7 @@ export class TextTokenizer {
   encodeTokens(ids: readonly number[]): number[] {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw ApiError.invalid(`Invalid token id ${id}: ids must be integers in [0, ${this.vocabSize}).`, 'input');
+        throw new DomainError('invalid_input', `Invalid token id ${id}: ids must be integers in [0, ${this.vocabSize}).`, { param: 'input' });
       }
     }
     const start = startsWith(ids, this.head) ? this.head.length : 0;

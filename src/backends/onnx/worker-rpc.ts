@@ -1,15 +1,16 @@
 /**
  * A minimal typed request/response channel to a worker_thread: start-up handshake, calls
- * matched by id, errors carried back (ApiErrors keep their status), and every pending call
+ * matched by id, errors carried back (DomainErrors keep their kind and details), and every pending call
  * rejected if the worker dies.
  */
 import { Worker, parentPort, workerData, type TransferListItem } from 'node:worker_threads';
-import { ApiError } from '../../core/errors.js';
+import { DomainError, ERROR_KINDS, type DomainErrorDetails, type ErrorKind } from '../../core/errors.js';
 
-type ApiFields = Pick<ApiError, 'status' | 'type' | 'message' | 'param' | 'code' | 'headers'>;
-interface WireError {
+/** An error as it crosses the thread boundary (structured clone): a DomainError keeps its kind and details. */
+export interface WireError {
   message: string;
-  api?: ApiFields;
+  /** The cause travels as its message: an arbitrary value may not survive a structured clone. */
+  domain?: { kind: ErrorKind; details: Omit<DomainErrorDetails, 'cause'>; cause?: string };
 }
 type Reply =
   | { kind: 'ready'; info: unknown }
@@ -141,15 +142,17 @@ function spawn(url: URL, data: unknown): Worker {
   return new Worker(boot, { eval: true, workerData: data });
 }
 
-function toWire(err: unknown): WireError {
-  if (err instanceof ApiError) {
-    const { status, type, message, param, code, headers } = err;
-    return { message, api: { status, type, message, param, code, headers } };
+export function toWire(err: unknown): WireError {
+  if (err instanceof DomainError) {
+    const { cause, ...details } = err.details;
+    const why = cause === undefined ? undefined : cause instanceof Error ? cause.message : String(cause);
+    return { message: err.message, domain: { kind: err.kind, details, ...(why === undefined ? {} : { cause: why }) } };
   }
   return { message: err instanceof Error ? err.message : String(err) };
 }
 
-function fromWire(error: WireError): Error {
-  const a = error.api;
-  return a ? new ApiError(a.status, a.type, a.message, a.param, a.code, a.headers) : new Error(error.message);
+export function fromWire(error: WireError): Error {
+  const d = error.domain;
+  if (!d || !(ERROR_KINDS as readonly string[]).includes(d.kind)) return new Error(error.message);
+  return new DomainError(d.kind, error.message, d.cause === undefined ? d.details : { ...d.details, cause: new Error(d.cause) });
 }

@@ -58,7 +58,6 @@ export interface BatchOptions {
   taskType: TaskType | null;
   /** Set only for `native` models, when the caller asked for fewer dimensions. */
   dimensions?: number;
-  signal?: AbortSignal;
 }
 
 export interface BatchResult {
@@ -148,7 +147,6 @@ export abstract class ProviderEmbedder implements Embedder {
     const o: BatchOptions = {
       taskType: this.traits.inputTypes ? (options.taskType ?? m.spec.defaultTaskType) : null,
       dimensions: m.spec.dimensionsMethod === 'native' ? options.dimensions : undefined,
-      signal: options.signal,
     };
     const chunks: EmbedInput[][] = [];
     for (let i = 0; i < inputs.length; i += this.maxBatch) chunks.push(inputs.slice(i, i + this.maxBatch));

@@ -46,7 +46,7 @@ export class CohereEmbedder extends ProviderEmbedder {
       ...(o.dimensions ? { output_dimension: o.dimensions } : {}),
     };
     const call = this.setup.call;
-    const res = await postJson(call, this.url, { authorization: `Bearer ${call.secret}` }, body, CohereEmbedResponse, cohereDialect, o.signal);
+    const res = await postJson(call, this.url, { authorization: `Bearer ${call.secret}` }, body, CohereEmbedResponse, cohereDialect);
     return { vectors: res.embeddings.float.map((v) => Float32Array.from(v)), totalTokens: res.meta?.billed_units?.input_tokens };
   }
 }

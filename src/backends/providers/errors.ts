@@ -27,12 +27,13 @@ export function cleanProviderMessage(text: string | undefined, secret: string): 
 }
 
 /** Seconds from a Retry-After header (seconds or an HTTP date). */
-export function retryAfterSeconds(value: string | null | undefined): number | undefined {
+export function retryAfterSeconds(value: string | null | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
+  // Never "retry after 0": a client told so would hammer the provider at once.
   const n = Number(value);
-  if (Number.isFinite(n) && n >= 0) return Math.ceil(n);
+  if (Number.isFinite(n) && n >= 0) return Math.max(1, Math.ceil(n));
   const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - now) / 1000));
 }
 
 export function refusedKey(p: ProviderIdentity, status: number | undefined): DomainError {
@@ -72,8 +73,9 @@ export function providerHttpError(
     return new DomainError('invalid_input', `The provider ${providerLabel(p)} refused the request${said}`, { ...details, code: 'upstream_bad_request' });
   }
   if (status === 408 || status === 504) return new DomainError('upstream_timeout', `The provider ${providerLabel(p)} timed out (HTTP ${status}). Try again later.`, details);
-  if (status >= 500) return new DomainError('upstream_unreachable', `The provider ${providerLabel(p)} failed (HTTP ${status})${said} Try again later.`, details);
-  return new DomainError('upstream_refused', `The provider ${providerLabel(p)} refused the request (HTTP ${status})${said}`, details);
+  // A failing provider's own text is not ours to relay: it may describe its internals.
+  if (status >= 500) return new DomainError('upstream_unreachable', `The provider ${providerLabel(p)} failed (HTTP ${status}). Try again later.`, { ...details, code: 'upstream_error' });
+  return new DomainError('upstream_refused', `The provider ${providerLabel(p)} refused the request (HTTP ${status})${said}`, { ...details, code: 'upstream_error' });
 }
 
 /** A failure before any answer: a blocked URL, a timeout, a connection that could not be made. */

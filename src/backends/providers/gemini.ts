@@ -55,7 +55,7 @@ export class GeminiEmbedder extends ProviderEmbedder {
     };
     const call = this.setup.call;
     const url = joinUrl(this.setup.baseUrl, `${name}:batchEmbedContents`);
-    const res = await postJson(call, url, { 'x-goog-api-key': call.secret }, body, GeminiBatchResponse, geminiDialect, o.signal);
+    const res = await postJson(call, url, { 'x-goog-api-key': call.secret }, body, GeminiBatchResponse, geminiDialect);
     return { vectors: res.embeddings.map((e) => Float32Array.from(e.values)) };
   }
 }

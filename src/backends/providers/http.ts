@@ -37,7 +37,6 @@ export async function postJson<T>(
   body: unknown,
   schema: z.ZodType<T>,
   dialect: ErrorDialect,
-  signal?: AbortSignal,
 ): Promise<T> {
   const payload = JSON.stringify(body);
   for (let attempt = 0; ; attempt++) {
@@ -49,12 +48,12 @@ export async function postJson<T>(
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
         body: payload,
-        signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+        signal: deadline,
       });
       text = await res.text();
     } catch (err) {
       const mapped = providerTransportError(ctx.identity, err, deadline.aborted);
-      if (attempt < ctx.maxRetries && mapped.kind === 'upstream_unreachable' && !signal?.aborted) {
+      if (attempt < ctx.maxRetries && mapped.kind === 'upstream_unreachable') {
         await sleep(backoffMs(attempt));
         continue;
       }
@@ -64,7 +63,7 @@ export async function postJson<T>(
     const errBody = tryJson(text);
     const retryAfter = retryAfterSeconds(res.headers.get('retry-after')) ?? dialect.retryAfter?.(errBody);
     const retry429 = res.status === 429 && retryAfter !== undefined && retryAfter <= MAX_HONOURED_RETRY_AFTER_S;
-    if (attempt < ctx.maxRetries && (RETRYABLE(res.status) || retry429) && !signal?.aborted) {
+    if (attempt < ctx.maxRetries && (RETRYABLE(res.status) || retry429)) {
       await sleep(retry429 ? retryAfter * 1000 : backoffMs(attempt));
       continue;
     }

@@ -70,7 +70,7 @@ export class TemplateEmbedder extends ProviderEmbedder {
     const call = this.setup.call;
     const body = fillTemplate(this.opts.request, { inputs: texts(inputs), model: m.model });
     const headers = { [this.opts.authHeader.toLowerCase()]: this.opts.authFormat.split('{{key}}').join(call.secret) };
-    const json = await postJson(call, this.setup.baseUrl, headers, body, z.unknown(), templateDialect, o.signal);
+    const json = await postJson(call, this.setup.baseUrl, headers, body, z.unknown(), templateDialect);
     const found = JSONPath({ path: this.opts.vectorsPath, json: json as object, wrap: true }) as unknown[];
     // `$.data[*].embedding` selects each vector; `$.result.vectors` selects the one array holding them.
     const oneList = found.length === 1 && Array.isArray(found[0]) && (found[0] as unknown[]).every(Array.isArray);

@@ -46,7 +46,7 @@ export class VoyageEmbedder extends ProviderEmbedder {
       ...(this.opts.truncation !== undefined ? { truncation: this.opts.truncation } : {}),
     };
     const call = this.setup.call;
-    const res = await postJson(call, this.url, { authorization: `Bearer ${call.secret}` }, body, VoyageEmbedResponse, voyageDialect, o.signal);
+    const res = await postJson(call, this.url, { authorization: `Bearer ${call.secret}` }, body, VoyageEmbedResponse, voyageDialect);
     const vectors = new Array<Float32Array>(inputs.length);
     for (const d of res.data) {
       if (d.index >= inputs.length || vectors[d.index]) throw invalidResponse(call.identity, `index ${d.index} out of place`);

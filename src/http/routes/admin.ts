@@ -1,305 +1,179 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import { jsonSchemaTransform, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiError } from '../../core/errors.js';
-import { tenantStats } from '../../core/stats.js';
-import { generateApiKey, PREFIX_LENGTH } from '../../auth/api-key.js';
-import { insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../../store/api-keys.js';
-import { BACKEND_KINDS, type Tenant, type Tier } from '../../core/domain.js';
-import { deleteTenant, ensureTenant, findTenantByName, listTenants, updateTenant } from '../../store/tenants.js';
-import { listTiers, upsertTier } from '../../store/tiers.js';
-import { looksLikeJwt, MAX_TTL_SECONDS, mintAdminToken, mintTenantToken, TokenError, verifyAdminToken } from '../../auth/jwt.js';
-import { addProvider, jwtSecretOf, providerView, testProvider } from '../../admin/providers.js';
-import { PROVIDER_KINDS } from '../../backends/providers/errors.js';
-import { deleteProvider, listProviders } from '../../store/providers.js';
-import { parseBody } from '../schemas.js';
+import * as S from '../../admin/schemas.js';
+import type { AdminService } from '../../admin/service.js';
+import { DomainError } from '../../core/errors.js';
+import { looksLikeJwt, TokenError, verifyAdminToken } from '../../auth/jwt.js';
 
-/** One admin verb: its OpenAPI description and its handler, side by side. */
-interface AdminRoute {
-  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
-  path: string;
-  summary: string;
-  body?: z.ZodType;
-  handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+export interface AdminRoutesOptions {
+  admin: AdminService;
+  /** Unset: the admin API answers 403. */
+  adminToken: string | undefined;
+  /** Verifies admin JWTs; unset: only the admin token itself is accepted. */
+  jwtSecret: string | undefined;
 }
 
-const TenantName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'tenant names are 1-63 letters, digits, ".", "_" or "-"');
-const CreateTenant = z.object({ name: TenantName, tier: z.string().min(1).optional(), share_public: z.boolean().optional() });
-const PatchTenant = z.object({ tier: z.string().min(1).optional(), share_public: z.boolean().optional() });
-const CreateKey = z.object({ name: z.string().max(200).optional() });
-const nullableCount = z.number().int().min(0).nullable();
-const PutTier = z.object({
-  requests_per_day: nullableCount,
-  burst_per_second: nullableCount,
-  tokens_per_minute: nullableCount,
-  max_cached_rows: nullableCount,
-  backends: z.array(z.enum(BACKEND_KINDS)),
-});
+/**
+ * The server's admin service: its changes reach this process's caches at once.
+ * (The lead's wiring replaces app.services; this keeps app.ts to one line until then.)
+ */
 
-const MintToken = z.object({ ttl_seconds: z.number().int().min(1).max(MAX_TTL_SECONDS).default(3600) });
-const CreateProvider = z.object({
-  name: TenantName,
-  kind: z.enum(PROVIDER_KINDS, { error: `kind must be one of ${PROVIDER_KINDS.join(', ')}` }).optional(),
-  base_url: z.string().url('base_url must be a URL such as https://api.example.com/v1').optional(),
-  api_key: z.string().min(1, 'api_key is required'),
-  models: z.array(z.string().min(1)).min(1, 'models must list at least one model id'),
-  options: z.record(z.string(), z.unknown()).optional(),
-});
+/** Route schemas are zod; a refusal is the same invalid_input DomainError the admin service throws. */
+const zodValidator: FastifySchemaCompiler<z.ZodType> =
+  ({ schema, httpPart }) =>
+  (data) => {
+    // An empty body for a verb whose fields are all optional (POST .../keys) is an empty object.
+    const input = httpPart === 'body' && data === undefined ? {} : data;
+    const r = schema.safeParse(input);
+    return r.success ? { value: r.data } : { error: S.toInvalidInput(r.error, input) };
+  };
 
-const TestProvider = z.object({ model: z.string().min(1).optional() });
-
-const tenantView = (t: Tenant) => ({ name: t.name, tier: t.tier, share_public: t.sharePublic, created_at: t.createdAt.toISOString() });
-const keyView = (k: ApiKeyRecord) => ({
-  prefix: k.prefix,
-  tenant: k.tenantName,
-  name: k.name,
-  created_at: k.createdAt.toISOString(),
-  revoked_at: k.revokedAt?.toISOString() ?? null,
-});
-const tierView = (t: Tier) => ({
-  name: t.name,
-  requests_per_day: t.requestsPerDay,
-  burst_per_second: t.burstPerSecond,
-  tokens_per_minute: t.tokensPerMinute,
-  max_cached_rows: t.maxCachedRows,
-  backends: t.backends,
-});
+const NameParam = z.object({ name: S.Name });
 
 /**
- * The admin API under /admin/v1, authenticated by `Authorization: Bearer <ADMIN_TOKEN>`.
- * Disabled (403) while ADMIN_TOKEN is unset. GET /admin/v1/openapi.json describes it.
+ * The admin API under /admin/v1, authenticated by `Authorization: Bearer <ADMIN_TOKEN>` (or an
+ * admin JWT). Disabled (403) while ADMIN_TOKEN is unset. GET /admin/v1/openapi.json describes
+ * it, generated from the route schemas. A thin adapter: every verb is the admin service's.
  */
-export async function adminRoutes(app: FastifyInstance): Promise<void> {
-  const { db, config, auth, tiers, embeddings, providers } = app.services;
-  const sql = db.sql;
-  const adminHash = config.adminToken ? createHash('sha256').update(config.adminToken).digest() : null;
+export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
+  const { admin, jwtSecret } = opts;
+  const adminHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
+
+  app.setValidatorCompiler(zodValidator);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'embedding-cache admin API', version: '1' },
+      servers: [{ url: app.prefix || '/' }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
 
   app.addHook('onRequest', async (request) => {
-    if (!adminHash) throw new ApiError(403, 'permission_error', 'The admin API is disabled: set ADMIN_TOKEN (16+ characters) to enable it.', null, 'admin_disabled');
+    if (!adminHash) throw new DomainError('forbidden', 'The admin API is disabled: set ADMIN_TOKEN (16+ characters) to enable it.', { code: 'admin_disabled' });
     const m = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-    if (!m) throw ApiError.unauthorized('Admin requests need `Authorization: Bearer <ADMIN_TOKEN>` or an admin JWT.');
+    if (!m) throw new DomainError('unauthenticated', 'Admin requests need `Authorization: Bearer <ADMIN_TOKEN>` or an admin JWT.', { code: 'invalid_api_key' });
     const given = createHash('sha256').update(m[1]).digest();
     if (timingSafeEqual(given, adminHash)) return;
-    if (config.jwtSecret && looksLikeJwt(m[1])) {
+    if (jwtSecret && looksLikeJwt(m[1])) {
       try {
-        await verifyAdminToken(config.jwtSecret, m[1]);
+        await verifyAdminToken(jwtSecret, m[1]);
         return;
       } catch (err) {
-        if (err instanceof TokenError) throw ApiError.unauthorized(`Invalid admin token: ${err.message}`);
+        if (err instanceof TokenError) throw new DomainError('unauthenticated', `Invalid admin token: ${err.message}`, { code: 'invalid_api_key' });
         throw err;
       }
     }
-    throw ApiError.unauthorized('Invalid admin token.');
+    throw new DomainError('unauthenticated', 'Invalid admin token.', { code: 'invalid_api_key' });
   });
 
-  const jwtSecret = () => jwtSecretOf(config);
-  const tenantOr404 = async (name: string) => {
-    const t = await findTenantByName(sql, name);
-    if (!t) throw new ApiError(404, 'invalid_request_error', `No tenant named ${name}.`, 'name', 'tenant_not_found');
-    return t;
-  };
-  const param = (r: FastifyRequest, k: string) => (r.params as Record<string, string>)[k];
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = (t: string) => [t];
 
-  const routes: AdminRoute[] = [
-    { method: 'GET', path: '/tenants', summary: 'List tenants', handler: async () => ({ data: (await listTenants(sql)).map(tenantView) }) },
-    {
-      method: 'POST',
-      path: '/tenants',
-      summary: 'Create a tenant',
-      body: CreateTenant,
-      handler: async (r, reply) => {
-        const b = parseBody(CreateTenant, r.body);
-        if (await findTenantByName(sql, b.name)) throw new ApiError(409, 'invalid_request_error', `Tenant ${b.name} exists.`, 'name', 'tenant_exists');
-        await ensureTenant(sql, b.name, b.tier ?? config.defaultTier);
-        const t = b.share_public === undefined ? await tenantOr404(b.name) : await updateTenant(sql, b.name, { sharePublic: b.share_public });
-        void reply.code(201);
-        return tenantView(t!);
-      },
-    },
-    { method: 'GET', path: '/tenants/:name', summary: 'Show a tenant', handler: async (r) => tenantView(await tenantOr404(param(r, 'name'))) },
-    {
-      method: 'PATCH',
-      path: '/tenants/:name',
-      summary: "Change a tenant's tier or its opt-in to the shared public pool",
-      body: PatchTenant,
-      handler: async (r) => {
-        const b = parseBody(PatchTenant, r.body);
-        const t = (await updateTenant(sql, param(r, 'name'), { tier: b.tier, sharePublic: b.share_public })) ?? (await tenantOr404(param(r, 'name')));
-        auth.forgetAll();
-        return tenantView(t);
-      },
-    },
-    {
-      method: 'DELETE',
-      path: '/tenants/:name',
-      summary: 'Delete a tenant with its keys, providers, usage and cached vectors',
-      handler: async (r) => {
-        // Rows this process still holds for the tenant are written first, then deleted with it.
-        await embeddings.flush();
-        if (!(await deleteTenant(sql, param(r, 'name')))) await tenantOr404(param(r, 'name'));
-        auth.forgetAll();
-        embeddings.dropHotCache();
-        return { deleted: true, name: param(r, 'name') };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/tenants/:name/usage',
-      summary: "A tenant's usage, savings and stored rows",
-      handler: async (r) => {
-        await embeddings.flush();
-        return tenantStats(sql, await tenantOr404(param(r, 'name')), config.prices);
-      },
-    },
-    {
-      method: 'POST',
-      path: '/tenants/:name/keys',
-      summary: 'Create an API key (shown once)',
-      body: CreateKey,
-      handler: async (r, reply) => {
-        const b = parseBody(CreateKey, r.body ?? {});
-        const t = await tenantOr404(param(r, 'name'));
-        const k = generateApiKey();
-        await insertApiKey(sql, { tenantId: t.id, prefix: k.prefix, keyHash: k.hash, name: b.name ?? null });
-        void reply.code(201);
-        return { key: k.key, prefix: k.prefix, tenant: t.name };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/keys',
-      summary: 'List API keys (?tenant=NAME, ?prefix=PREFIX)',
-      handler: async (r) => {
-        const q = r.query as { tenant?: string; prefix?: string };
-        return { data: (await listApiKeys(sql, { tenant: q.tenant, prefix: q.prefix })).map(keyView) };
-      },
-    },
-    {
-      method: 'DELETE',
-      path: '/keys/:prefix',
-      summary: 'Revoke the API key with this prefix',
-      handler: async (r) => {
-        const prefix = param(r, 'prefix').slice(0, PREFIX_LENGTH);
-        if (!(await revokeApiKey(sql, prefix))) throw new ApiError(404, 'invalid_request_error', `No live key with prefix ${prefix}.`, 'prefix', 'key_not_found');
-        auth.forgetAll();
-        return { revoked: true, prefix };
-      },
-    },
-    { method: 'GET', path: '/tiers', summary: 'List tiers and their limits', handler: async () => ({ data: (await listTiers(sql)).map(tierView) }) },
-    {
-      method: 'PUT',
-      path: '/tiers/:name',
-      summary: 'Create or replace a tier (null = unlimited)',
-      body: PutTier,
-      handler: async (r) => {
-        const b = parseBody(PutTier, r.body);
-        const t = await upsertTier(sql, {
-          name: param(r, 'name'),
-          requestsPerDay: b.requests_per_day,
-          burstPerSecond: b.burst_per_second,
-          tokensPerMinute: b.tokens_per_minute,
-          maxCachedRows: b.max_cached_rows,
-          backends: b.backends,
-        });
-        await tiers.refresh();
-        return tierView(t);
-      },
-    },
-    {
-      method: 'POST',
-      path: '/tenants/:name/tokens',
-      summary: 'Mint a short-lived tenant JWT (usable as a Bearer key)',
-      body: MintToken,
-      handler: async (r, reply) => {
-        const b = parseBody(MintToken, r.body ?? {});
-        const t = await tenantOr404(param(r, 'name'));
-        const token = await mintTenantToken(jwtSecret(), { tenant: t.name, tier: t.tier, ttlSeconds: b.ttl_seconds });
-        void reply.code(201);
-        return { token, tenant: t.name, expires_at: new Date(Date.now() + b.ttl_seconds * 1000).toISOString() };
-      },
-    },
-    {
-      method: 'POST',
-      path: '/tokens/admin',
-      summary: 'Mint a short-lived admin JWT',
-      body: MintToken,
-      handler: async (r, reply) => {
-        const b = parseBody(MintToken, r.body ?? {});
-        void reply.code(201);
-        return { token: await mintAdminToken(jwtSecret(), b.ttl_seconds), expires_at: new Date(Date.now() + b.ttl_seconds * 1000).toISOString() };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/tenants/:name/providers',
-      summary: "List a tenant's providers (keys shown by their last four characters only)",
-      handler: async (r) => ({ data: (await listProviders(sql, (await tenantOr404(param(r, 'name'))).id)).map(providerView) }),
-    },
-    {
-      method: 'POST',
-      path: '/tenants/:name/providers',
-      summary: 'Add or replace (by name) a BYOK provider: its kind (openai, azure-openai, cohere, voyage, gemini, template), base URL, key, models and kind-specific options',
-      body: CreateProvider,
-      handler: async (r, reply) => {
-        const b = parseBody(CreateProvider, r.body);
-        const t = await tenantOr404(param(r, 'name'));
-        const p = await addProvider(sql, config, t, b);
-        providers.forget(t.id);
-        void reply.code(201);
-        return providerView(p);
-      },
-    },
-    {
-      method: 'POST',
-      path: '/tenants/:name/providers/:provider/test',
-      summary: "Make one real call through a tenant's provider: the dimension, tokens and latency it gave, or the error it maps to",
-      body: TestProvider,
-      handler: async (r) => {
-        const b = parseBody(TestProvider, r.body ?? {});
-        const t = await tenantOr404(param(r, 'name'));
-        return testProvider(sql, config, t, param(r, 'provider'), b.model);
-      },
-    },
-    {
-      method: 'DELETE',
-      path: '/tenants/:name/providers/:provider',
-      summary: 'Remove a provider',
-      handler: async (r) => {
-        const t = await tenantOr404(param(r, 'name'));
-        if (!(await deleteProvider(sql, t.id, param(r, 'provider')))) {
-          throw new ApiError(404, 'invalid_request_error', `Tenant ${t.name} has no provider ${param(r, 'provider')}.`, 'provider', 'provider_not_found');
-        }
-        providers.forget(t.id);
-        return { deleted: true, name: param(r, 'provider') };
-      },
-    },
-  ];
+  r.get('/tenants', { schema: { summary: 'List tenants', tags: tags('tenants') } }, async () => ({ data: await admin.listTenants() }));
+  r.post('/tenants', { schema: { summary: 'Create a tenant (tier: DEFAULT_TIER unless given)', tags: tags('tenants'), body: S.CreateTenant } }, async (req, reply) => {
+    void reply.code(201);
+    return admin.createTenant(req.body);
+  });
+  r.get('/tenants/:name', { schema: { summary: 'Show a tenant', tags: tags('tenants'), params: NameParam } }, async (req) => admin.showTenant(req.params));
+  r.patch(
+    '/tenants/:name',
+    { schema: { summary: "Change a tenant's tier or its opt-in to the shared public pool", tags: tags('tenants'), params: NameParam, body: S.UpdateTenant.omit({ name: true }) } },
+    async (req) => admin.updateTenant({ ...req.body, name: req.params.name }),
+  );
+  r.delete('/tenants/:name', { schema: { summary: 'Delete a tenant with its keys, providers, usage and cached vectors', tags: tags('tenants'), params: NameParam } }, async (req) =>
+    admin.deleteTenant(req.params),
+  );
+  r.get('/tenants/:name/usage', { schema: { summary: "A tenant's usage, savings and stored rows", tags: tags('tenants'), params: NameParam } }, async (req) =>
+    admin.stats({ tenant: req.params.name }),
+  );
+  r.delete(
+    '/tenants/:name/cache',
+    { schema: { summary: "Delete a tenant's cached vectors (all, or ?model=ID's)", tags: tags('tenants'), params: NameParam, querystring: S.ClearCache.pick({ model: true }) } },
+    async (req) => admin.clearCache({ tenant: req.params.name, model: req.query.model }),
+  );
 
-  for (const route of routes) app.route({ method: route.method, url: route.path, handler: route.handler });
-  app.get('/openapi.json', async () => openApi(routes));
+  r.post(
+    '/tenants/:name/keys',
+    { schema: { summary: 'Create an API key (shown once)', tags: tags('keys'), params: NameParam, body: S.CreateKey.pick({ name: true }) } },
+    async (req, reply) => {
+      const k = await admin.createKey({ tenant: req.params.name, name: req.body.name });
+      void reply.code(201);
+      return { key: k.key, prefix: k.prefix, tenant: k.tenant };
+    },
+  );
+  r.get('/keys', { schema: { summary: 'List API keys (?tenant=NAME, ?prefix=PREFIX)', tags: tags('keys'), querystring: S.ListKeys } }, async (req) => ({ data: await admin.listKeys(req.query) }));
+  r.delete('/keys/:prefix', { schema: { summary: 'Revoke the API key with this prefix', tags: tags('keys'), params: S.RevokeKey } }, async (req) => admin.revokeKey(req.params));
+
+  r.get('/tiers', { schema: { summary: 'List tiers and their limits', tags: tags('tiers') } }, async () => ({ data: await admin.listTiers() }));
+  r.put(
+    '/tiers/:name',
+    { schema: { summary: 'Create or replace a tier (null = unlimited)', tags: tags('tiers'), params: NameParam, body: S.ReplaceTierBody } },
+    async (req) => withoutCreated(await admin.setTier({ ...req.body, name: req.params.name })),
+  );
+  r.patch(
+    '/tiers/:name',
+    { schema: { summary: 'Change some limits of a tier, or create one (needs backends; missing limits are unlimited)', tags: tags('tiers'), params: NameParam, body: S.SetTierBody } },
+    async (req) => withoutCreated(await admin.setTier({ ...req.body, name: req.params.name })),
+  );
+
+  r.post(
+    '/tenants/:name/tokens',
+    { schema: { summary: 'Mint a short-lived tenant JWT (usable as a Bearer key)', tags: tags('tokens'), params: NameParam, body: S.MintTenantToken.omit({ tenant: true }) } },
+    async (req, reply) => {
+      const t = await admin.mintTenantToken({ ...req.body, tenant: req.params.name });
+      void reply.code(201);
+      return { token: t.token, tenant: t.tenant, expires_at: t.expires_at };
+    },
+  );
+  r.post('/tokens/admin', { schema: { summary: 'Mint a short-lived admin JWT', tags: tags('tokens'), body: S.MintAdminToken } }, async (req, reply) => {
+    void reply.code(201);
+    return admin.mintAdminToken(req.body);
+  });
+
+  r.get('/tenants/:name/providers', { schema: { summary: "List a tenant's providers (keys shown by their last four characters only)", tags: tags('providers'), params: NameParam } }, async (req) => ({
+    data: await admin.listProviders({ tenant: req.params.name }),
+  }));
+  r.post(
+    '/tenants/:name/providers',
+    {
+      schema: {
+        summary: 'Add or replace (by name) a BYOK provider: its kind (openai, azure-openai, cohere, voyage, gemini, template), base URL, key, models and kind-specific options',
+        tags: tags('providers'),
+        params: NameParam,
+        body: S.AddProvider.omit({ tenant: true }),
+      },
+    },
+    async (req, reply) => {
+      const p = await admin.addProvider({ ...req.body, tenant: req.params.name });
+      void reply.code(201);
+      return p;
+    },
+  );
+  r.post(
+    '/tenants/:name/providers/:provider/test',
+    {
+      schema: {
+        summary: "Make one real call through a tenant's provider: the dimension, tokens and latency it gave, or the error it maps to",
+        tags: tags('providers'),
+        params: z.object({ name: S.Name, provider: S.Name }),
+        body: S.TestProvider.omit({ tenant: true, name: true }).optional(),
+      },
+    },
+    async (req) => admin.testProvider({ ...req.body, tenant: req.params.name, name: req.params.provider }),
+  );
+  r.delete(
+    '/tenants/:name/providers/:provider',
+    { schema: { summary: 'Remove a provider', tags: tags('providers'), params: z.object({ name: S.Name, provider: S.Name }) } },
+    async (req) => admin.removeProvider({ tenant: req.params.name, name: req.params.provider }),
+  );
+
+  r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
 
-function openApi(routes: AdminRoute[]) {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of routes) {
-    const p = r.path.replace(/:(\w+)/g, '{$1}');
-    const params = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    paths[p] ??= {};
-    paths[p][r.method.toLowerCase()] = {
-      summary: r.summary,
-      parameters: params,
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(r.body) } } } } : {}),
-      responses: { '200': { description: 'OK' }, '4XX': { description: 'OpenAI-style error body' } },
-    };
-  }
-  return {
-    openapi: '3.1.0',
-    info: { title: 'embedding-cache admin API', version: '1' },
-    servers: [{ url: '/admin/v1' }],
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-    security: [{ bearer: [] }],
-    paths,
-  };
-}
-
-export type { AdminRoute };
+const withoutCreated = <T extends { created: boolean }>({ created: _created, ...rest }: T) => rest;

@@ -1,0 +1,52 @@
+import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
+import { describe, expect, it } from 'vitest';
+import { DomainError } from '../core/errors.js';
+import { retryAfterSeconds as retryAfterOf } from './providers/errors.js';
+import { mapOpenAIError } from './upstream.js';
+
+const operator = { kind: 'openai' as const, name: 'api.example.com', owner: 'operator' as const, keyHint: 'UPSTREAM_API_KEY' };
+const tenant = { kind: 'openai' as const, name: 'my-openai', owner: 'tenant' as const };
+const mapUpstreamError = (err: unknown, who: typeof operator | typeof tenant) => mapOpenAIError(who, err, 'sk-secret');
+const answered = (status: number, headers: Record<string, string> = {}) =>
+  APIError.generate(status, { error: { message: `upstream says ${status}` } }, undefined, new Headers(headers));
+
+describe('upstream failures keep their meaning as domain errors', () => {
+  it.each([
+    [429, 'upstream_rate_limited'],
+    [500, 'upstream_unreachable'],
+    [503, 'upstream_unreachable'],
+    [400, 'invalid_input'],
+    [404, 'model_not_found'],
+    [401, 'upstream_refused'],
+    [403, 'upstream_refused'],
+    [402, 'upstream_refused'],
+  ])('an upstream %i becomes %s naming the provider', (status, kind) => {
+    const e = mapUpstreamError(answered(status), operator);
+    expect(e).toBeInstanceOf(DomainError);
+    expect(e).toMatchObject({ kind, details: { provider: 'api.example.com', upstreamStatus: status, owner: 'operator' } });
+    expect(e.message).toContain('api.example.com');
+  });
+
+  it('keeps the upstream’s Retry-After on a 429', () => {
+    expect(mapUpstreamError(answered(429, { 'retry-after': '12' }), operator).details.retryAfterSeconds).toBe(12);
+    expect(retryAfterOf('0.2')).toBe(1);
+    expect(retryAfterOf(new Date(Date.UTC(2030, 0, 1, 0, 0, 30)).toUTCString(), Date.UTC(2030, 0, 1))).toBe(30);
+    expect(retryAfterOf('soon')).toBeUndefined();
+  });
+
+  it('tells a tenant its own key was rejected, and only the operator’s key sends people to the operator', () => {
+    const own = mapUpstreamError(answered(401), tenant);
+    expect(own.message).toMatch(/Your provider "my-openai" \(openai\) rejected its API key/);
+    expect(own.message).not.toMatch(/operator/i);
+    expect(mapUpstreamError(answered(401), operator).message).toMatch(/Ask the operator to check UPSTREAM_API_KEY/);
+  });
+
+  it('does not relay a 5xx upstream’s own text', () => {
+    expect(mapUpstreamError(answered(500), operator).message).not.toContain('upstream says');
+  });
+
+  it('separates a timeout (504) from an unreachable provider (502)', () => {
+    expect(mapUpstreamError(new APIConnectionTimeoutError(), operator).kind).toBe('upstream_timeout');
+    expect(mapUpstreamError(new APIConnectionError({ message: 'ECONNREFUSED' }), operator).kind).toBe('upstream_unreachable');
+  });
+});
