@@ -3,21 +3,20 @@
  * winning over the file, SIGHUP reloads of a real `serve` process under load, and the CLI's
  * `providers add --kind` / `providers test` against a fake provider.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from '../src/testing/fake-upstream.js';
 import { startFakeCohere } from '../src/testing/fakes/cohere.js';
 import type { FakeProvider } from '../src/testing/fakes/harness.js';
+import { runCli } from './support/cli.js';
 import { freshDatabaseUrl } from './support/db.js';
 import { startTestServer } from './support/server.js';
 
-const run = promisify(execFile);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'ec-config-'));
 const write = (name: string, content: unknown) => {
   const p = path.join(dir, name);
@@ -32,15 +31,7 @@ function childEnv(extra: Record<string, string>): Record<string, string> {
   return { ...env, LOG_LEVEL: 'silent', ...extra };
 }
 
-async function cli(env: Record<string, string>, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, timeout: 30_000 });
-    return { stdout, stderr, code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+const cli = (env: Record<string, string>, ...args: string[]) => runCli(env, args);
 
 const upstream = (name: string, url: string, models: unknown[]) => ({ name, kind: 'openai', base_url: url, api_key: '${FAKE_KEY}', models });
 

@@ -4,7 +4,7 @@
  */
 import { l2Normalise } from '../../core/dimensions.js';
 import { fakeVector } from '../fake-upstream.js';
-import { isObject, isStringArray, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
+import { errorAnswer, isObject, isStringArray, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
 
 /** Deployment name -> the model it runs and that model's dimension. */
 export interface FakeDeployment {
@@ -13,11 +13,7 @@ export interface FakeDeployment {
 }
 
 export function azureKind(apiKey: string, deployments: Record<string, FakeDeployment>): FakeKind {
-  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => ({
-    status,
-    body: { error: { code: String(status), message } },
-    headers: status === 429 ? { 'retry-after': String(o.retryAfterSeconds ?? 7), 'x-ratelimit-remaining-requests': '0' } : {},
-  });
+  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => errorAnswer(status, { error: { code: String(status), message } }, o.retryAfterSeconds, { 'x-ratelimit-remaining-requests': '0' });
   return {
     error,
     handle(req) {

@@ -1,6 +1,6 @@
 /** A fake Cohere Embed v2 (`POST /v2/embed`), checking the request as Cohere does. */
 import { randomUUID } from 'node:crypto';
-import { isObject, isStringArray, providerVector, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
+import { errorAnswer, isObject, isStringArray, providerVector, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
 
 export interface FakeModel {
   dimensions: number;
@@ -16,11 +16,7 @@ export const FAKE_COHERE_MODELS: Record<string, FakeModel> = {
 const INPUT_TYPES = ['search_document', 'search_query', 'classification', 'clustering', 'image'];
 
 export function cohereKind(apiKey: string, models: Record<string, FakeModel> = FAKE_COHERE_MODELS): FakeKind {
-  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => ({
-    status,
-    body: { id: randomUUID(), message },
-    headers: status === 429 ? { 'retry-after': String(o.retryAfterSeconds ?? 7) } : {},
-  });
+  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => errorAnswer(status, { id: randomUUID(), message }, o.retryAfterSeconds);
   return {
     error,
     handle(req) {

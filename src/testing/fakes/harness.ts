@@ -138,6 +138,11 @@ export function unknownFields(body: unknown, allowed: string[]): string[] {
   return Object.keys(body).filter((k) => !allowed.includes(k));
 }
 
+/** An error answer: `body`, plus Retry-After (default 7 s) when it is a 429. */
+export function errorAnswer(status: number, body: unknown, retryAfterSeconds?: number, extra: Record<string, string> = {}): FakeAnswer {
+  return { status, body, headers: status === 429 ? { 'retry-after': String(retryAfterSeconds ?? 7), ...extra } : {} };
+}
+
 export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 export const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 export const tokensOf = (text: string): number => Math.max(1, Math.ceil(Buffer.byteLength(text) / 4));

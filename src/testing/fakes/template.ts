@@ -4,14 +4,10 @@
  * `x-api-key: Key <key>`, vectors under `result.vectors` (or `result.vector`), tokens under
  * `usage.tokens`.
  */
-import { isObject, isStringArray, providerVector, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
+import { errorAnswer, isObject, isStringArray, providerVector, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
 
 export function templateKind(apiKey: string, models: Record<string, number>, maxBatch: number): FakeKind {
-  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => ({
-    status,
-    body: { error: message },
-    headers: status === 429 ? { 'retry-after': String(o.retryAfterSeconds ?? 7) } : {},
-  });
+  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => errorAnswer(status, { error: message }, o.retryAfterSeconds);
   return {
     error,
     handle(req) {

@@ -1,6 +1,6 @@
 /** A fake Voyage AI `/v1/embeddings`, checking the request as Voyage does. */
 import type { FakeModel } from './cohere.js';
-import { isObject, isStringArray, providerVector, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
+import { errorAnswer, isObject, isStringArray, providerVector, startFake, tokensOf, unknownFields, type FakeAnswer, type FakeKind, type FakeProvider } from './harness.js';
 
 export const FAKE_VOYAGE_MODELS: Record<string, FakeModel> = {
   'voyage-3.5': { dimensions: 1024, outputDimensions: [256, 512, 1024, 2048] },
@@ -8,11 +8,7 @@ export const FAKE_VOYAGE_MODELS: Record<string, FakeModel> = {
 };
 
 export function voyageKind(apiKey: string, models: Record<string, FakeModel> = FAKE_VOYAGE_MODELS): FakeKind {
-  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => ({
-    status,
-    body: { detail: message },
-    headers: status === 429 ? { 'retry-after': String(o.retryAfterSeconds ?? 7) } : {},
-  });
+  const error = (status: number, message: string, o: { retryAfterSeconds?: number } = {}): FakeAnswer => errorAnswer(status, { detail: message }, o.retryAfterSeconds);
   return {
     error,
     handle(req) {
