@@ -4,7 +4,9 @@ import { checkOptions } from '../backends/providers/options.js';
 import { cleanProviderMessage } from '../backends/providers/errors.js';
 import { fillTemplate, templateIsBatch } from '../backends/providers/template.js';
 import { DomainError } from '../core/errors.js';
+import { startFakeAzure } from '../testing/fakes/azure-openai.js';
 import { startFakeCohere } from '../testing/fakes/cohere.js';
+import { fakeVector } from '../testing/fake-upstream.js';
 import { startFakeGemini } from '../testing/fakes/gemini.js';
 import type { FakeProvider } from '../testing/fakes/harness.js';
 import { startFakeVoyage } from '../testing/fakes/voyage.js';
@@ -43,6 +45,25 @@ describe('cache scope of a provider', () => {
     expect(ids).toContainEqual(['embed-v4.0', 'search_document', 'native']);
     expect(ids).toContainEqual(['embed-v4.0-search_query', 'search_query', 'native']);
     expect(buildProvider(desc({ models: [{ id: 'text-embedding-3-small' }] }), ctx()).models()).toHaveLength(1);
+  });
+});
+
+describe('Azure OpenAI routes', () => {
+  it('calls the deployments route with api-version, and the v1 route with the deployment as model, the key in api-key only', async () => {
+    const fake = await startFakeAzure({ apiKey: KEY, deployments: { dep: { model: 'text-embedding-3-small', dimensions: 1536 } } });
+    try {
+      for (const api_version of ['2024-10-21', 'v1']) {
+        const p = buildProvider(desc({ kind: 'azure-openai', baseUrl: fake.url, models: [{ id: 'text-embedding-3-small', model: 'dep' }], options: { api_version } }), ctx());
+        const r = await p.embed('text-embedding-3-small', [{ kind: 'text', text: 'hi' }]);
+        expect(Array.from(r.vectors[0])).toEqual(Array.from(fakeVector('text-embedding-3-small', 'hi', 1536)));
+      }
+      expect(fake.calls().map((c) => [c.path, c.status])).toEqual([
+        ['/openai/deployments/dep/embeddings', 200],
+        ['/openai/v1/embeddings', 200],
+      ]);
+    } finally {
+      await fake.close();
+    }
   });
 });
 
