@@ -35,7 +35,8 @@ const cli = (env: Record<string, string>, ...args: string[]) => runCli(env, args
 
 const upstream = (name: string, url: string, models: unknown[]) => ({ name, kind: 'openai', base_url: url, api_key: '${FAKE_KEY}', models });
 
-describe('config check', () => {
+// Each CLI run starts node + tsx: over 10 s on a loaded 2-core machine.
+describe('config check', { timeout: 120_000 }, () => {
   it('exits 0 on a good file, listing what it declares', async () => {
     const file = write('good.yaml', { upstreams: [upstream('a', 'http://127.0.0.1:9/v1', [{ id: 'public', model: 'provider-model' }])], tiers: [{ name: 'gold' }] });
     const r = await cli(childEnv({ FAKE_KEY: 'k' }), 'config', 'check', '--file', file);
@@ -170,14 +171,14 @@ describe('SIGHUP reload of a running server', () => {
   });
 });
 
-describe('CLI providers add --kind and providers test', () => {
+describe('CLI providers add --kind and providers test', { timeout: 120_000 }, () => {
   let cohere: FakeProvider;
   let env: Record<string, string>;
   beforeAll(async () => {
     cohere = await startFakeCohere({ apiKey: 'co-key-0000-1234-abcd' });
     env = childEnv({ DATABASE_URL: await freshDatabaseUrl(), MASTER_KEY: 'c'.repeat(64), PROVIDER_ALLOWLIST: '127.0.0.1', PROVIDER_ALLOW_HTTP: 'true' });
     expect((await cli(env, 'tenants', 'create', 'acme')).code).toBe(0);
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => cohere?.close());
 
   it('adds a Cohere provider and reports one real call: dimension, tokens, latency', async () => {
