@@ -97,6 +97,17 @@ const EnvSchema = z.object({
   AUTH_DISABLED: bool.default(false),
   /** The operator's config file (upstreams, models, aliases, tiers); default ./embedding-cache.yaml when present. */
   CONFIG_FILE: z.string().min(1).optional(),
+  /** Serve the public stats page (/stats, /stats.json): installation-wide figures, no tenant names. */
+  PUBLIC_STATS_ENABLED: bool.default(false),
+  /** Self-service accounts: /v1/auth/signup, login, refresh, logout (hosted use; closed by default). */
+  SIGNUP_ENABLED: bool.default(false),
+  /** Lifetime of the tenant JWT that /v1/auth/login and refresh hand out. */
+  ACCESS_TOKEN_TTL_S: positiveInt.max(86_400).default(900),
+  REFRESH_TOKEN_TTL_DAYS: positiveInt.max(365).default(30),
+  /** Failed logins and signups per client address, and per email, within AUTH_LIMIT_WINDOW_S. */
+  AUTH_LIMIT_PER_ADDRESS: positiveInt.default(20),
+  AUTH_LIMIT_PER_EMAIL: positiveInt.default(5),
+  AUTH_LIMIT_WINDOW_S: positiveInt.default(900),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -149,6 +160,16 @@ export interface Config {
   prices: Record<string, number>;
   /** The operator's config file, validated (see config/file.ts); environment variables win over it. */
   file: OperatorFile | undefined;
+  /** /stats and /stats.json are served. */
+  publicStatsEnabled: boolean;
+  accounts: {
+    signupEnabled: boolean;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlDays: number;
+    limitPerAddress: number;
+    limitPerEmail: number;
+    limitWindowSeconds: number;
+  };
 }
 
 /** Public list prices (USD per 1M tokens) of well-known embedding models. */
@@ -176,6 +197,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const problems: string[] = [];
   if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) problems.push('UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither');
+  if (e.SIGNUP_ENABLED && !(e.JWT_SECRET ?? e.ADMIN_TOKEN)) problems.push('SIGNUP_ENABLED: logins are signed tokens; set JWT_SECRET (16+ characters) too');
   const attempt = <T>(name: string, fn: () => T): T | undefined => {
     try {
       return fn();
@@ -236,5 +258,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
     prices: { ...DEFAULT_PRICES, ...e.PRICES },
     file: read?.file,
+    publicStatsEnabled: e.PUBLIC_STATS_ENABLED,
+    accounts: {
+      signupEnabled: e.SIGNUP_ENABLED,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_S,
+      refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+      limitPerAddress: e.AUTH_LIMIT_PER_ADDRESS,
+      limitPerEmail: e.AUTH_LIMIT_PER_EMAIL,
+      limitWindowSeconds: e.AUTH_LIMIT_WINDOW_S,
+    },
   };
 }

@@ -45,9 +45,11 @@ export class Accumulator<V> {
     return this.pending.size;
   }
 
-  /** Writes what is pending now; concurrent calls share one write. */
+  /** Writes what is pending now (after any write already running). */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
+    // A write already running took only what was pending when it started: wait for it, then
+    // write what came since, so a caller's flush covers everything added before it was called.
+    if (this.flushing) return this.flushing.then(() => this.flush());
     if (this.pending.size === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = new Map();
