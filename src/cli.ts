@@ -22,6 +22,7 @@ import { numberFromText } from './admin/schemas.js';
 import { publishAndWait } from './admin/broadcast.js';
 import { createAdminService, type AdminService, type TenantView } from './admin/service.js';
 import type { BackendKind } from './core/domain.js';
+import { PROVIDER_KINDS, type ProviderKind } from './providers/factory.js';
 import { createAccountService } from './admin/accounts.js';
 import { AuthLimits } from './limits/auth-limits.js';
 
@@ -69,7 +70,39 @@ program
     };
     process.once('SIGINT', () => void shutdown('SIGINT'));
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    // SIGHUP re-reads the config file (and the environment): upstreams, models, aliases, tiers.
+    // A bad file is refused with every problem logged, and the running configuration stays.
+    let reloading = Promise.resolve();
+    process.on('SIGHUP', () => {
+      reloading = reloading.then(async () => {
+        try {
+          const models = await server.reload(config());
+          logger.info({ models, file: cfg.file?.path ?? null }, 'configuration reloaded');
+        } catch (err) {
+          logger.error({ problems: err instanceof ConfigError ? err.problems : [(err as Error).message] }, 'configuration reload refused: the running configuration stays');
+        }
+      });
+    });
     await server.app.listen({ host: cfg.host, port: cfg.port });
+  });
+
+program
+  .command('config')
+  .description('the operator config file (embedding-cache.yaml)')
+  .command('check')
+  .description('validate the config file and the environment without starting; exit 1 naming every bad value')
+  .option('--file <path>', 'the file to check (default: CONFIG_FILE, else ./embedding-cache.yaml)')
+  .action((o: { file?: string }) => {
+    const env = o.file ? { ...process.env, CONFIG_FILE: o.file } : process.env;
+    const cfg = loadConfig(env);
+    if (!cfg.file) {
+      console.log('No config file (CONFIG_FILE is unset and there is no ./embedding-cache.yaml); the environment is valid.');
+      return;
+    }
+    const f = cfg.file;
+    console.log(`${f.path} is valid:`);
+    for (const u of f.upstreams) console.log(`  upstream ${u.name} (${u.kind}): ${u.models.map((m) => (m.model && m.model !== m.id ? `${m.id} -> ${m.model}` : m.id)).join(', ')}`);
+    for (const t of f.tiers) console.log(`  tier ${t.name}: backends ${t.backends.join(', ')}`);
   });
 
 program
@@ -169,21 +202,41 @@ async function tenantOrExit(db: Database, name: string) {
   return t;
 }
 
-const providers = program.command('providers').description("a tenant's own OpenAI-compatible providers (BYOK)");
+const providers = program.command('providers').description("a tenant's own providers (BYOK): openai, azure-openai, cohere, voyage, gemini, template");
+const collectOption = (v: string, acc: Record<string, string>) => {
+  const i = v.indexOf('=');
+  if (i <= 0) throw new Error(`--option takes key=value (got ${v}), e.g. --option api_version=2024-10-21`);
+  return { ...acc, [v.slice(0, i)]: v.slice(i + 1) };
+};
 providers
   .command('add')
   .description('add or replace a provider; the key is encrypted under MASTER_KEY')
   .requiredOption('--tenant <name>', 'tenant name')
   .requiredOption('--name <name>', 'provider name')
-  .requiredOption('--base-url <url>', 'OpenAI-compatible base URL, e.g. https://api.openai.com/v1')
+  .addOption(new Option('--kind <kind>', 'wire format').choices([...PROVIDER_KINDS]).default('openai'))
+  .option('--base-url <url>', "the provider's base URL (default: the kind's public endpoint; required for azure-openai and template)")
   .requiredOption('--models <ids>', 'comma-separated model ids routed to it')
+  .option('--option <key=value>', 'a kind-specific option, repeatable (api_version, deployment, request, vectors_path, ...)', collectOption, {})
   .option('--api-key-env <var>', 'environment variable holding the key (keeps it out of shell history)', 'PROVIDER_API_KEY')
-  .action((o: { tenant: string; name: string; baseUrl: string; models: string; apiKeyEnv: string }) =>
+  .action((o: { tenant: string; name: string; kind: ProviderKind; baseUrl?: string; models: string; option: Record<string, string>; apiKeyEnv: string }) =>
     withAdmin(async (admin) => {
       const apiKey = process.env[o.apiKeyEnv];
       if (!apiKey) throw new Error(`Put the provider's key in $${o.apiKeyEnv} (or name another variable with --api-key-env).`);
-      const p = await admin.addProvider({ tenant: o.tenant, name: o.name, base_url: o.baseUrl, api_key: apiKey, models: commaList(o.models) });
+      const p = await admin.addProvider({ tenant: o.tenant, name: o.name, kind: o.kind, base_url: o.baseUrl, api_key: apiKey, models: commaList(o.models), options: o.option });
       console.log(JSON.stringify(p));
+    }),
+  );
+providers
+  .command('test')
+  .description("make one real call through a tenant's provider and report what came back (dimension, tokens, latency) or the error")
+  .requiredOption('--tenant <name>', 'tenant name')
+  .requiredOption('--name <name>', 'provider name')
+  .option('--model <id>', "one of the provider's models (default: its first)")
+  .action((o: { tenant: string; name: string; model?: string }) =>
+    withAdmin(async (admin) => {
+      const r = await admin.testProvider({ tenant: o.tenant, name: o.name, model: o.model });
+      console.log(JSON.stringify(r));
+      if (!r.ok) process.exitCode = 1;
     }),
   );
 providers

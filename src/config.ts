@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseMasterKeys, type MasterKeys } from './security/secret-box.js';
 import { parseSsrfPolicy, type SsrfPolicy } from './security/ssrf.js';
+import { configFilePath, readOperatorFile, type OperatorFile } from './config/file.js';
 
 /**
  * Configuration is read from the environment once, at start-up, validated here, and passed
@@ -102,6 +103,8 @@ const EnvSchema = z.object({
     .optional(),
   /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
   AUTH_DISABLED: bool.default(false),
+  /** The operator's config file (upstreams, models, aliases, tiers); default ./embedding-cache.yaml when present. */
+  CONFIG_FILE: z.string().min(1).optional(),
   /** Serve the public stats page (/stats, /stats.json): installation-wide figures, no tenant names. */
   PUBLIC_STATS_ENABLED: bool.default(false),
   /** Self-service accounts: /v1/auth/signup, login, refresh, logout (hosted use; closed by default). */
@@ -167,6 +170,8 @@ export interface Config {
   evictionIntervalMs: number;
   /** USD per million tokens, by model id. */
   prices: Record<string, number>;
+  /** The operator's config file, validated (see config/file.ts); environment variables win over it. */
+  file: OperatorFile | undefined;
   /** /stats and /stats.json are served. */
   publicStatsEnabled: boolean;
   accounts: {
@@ -215,6 +220,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   const masterKeys = e.MASTER_KEY ? attempt('MASTER_KEY', () => parseMasterKeys(e.MASTER_KEY!)) : undefined;
   const ssrf = attempt('PROVIDER_ALLOWLIST', () => parseSsrfPolicy(e.PROVIDER_ALLOWLIST, e.PROVIDER_ALLOW_HTTP)) ?? { allowHttp: false, allowlist: [] };
+  const filePath = configFilePath(cleaned);
+  const read = filePath ? readOperatorFile(filePath, cleaned) : undefined;
+  for (const p of read?.problems ?? []) problems.push(`${filePath}: ${p}`);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     host: e.HOST,
@@ -265,6 +273,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultTier: e.DEFAULT_TIER,
     evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
     prices: { ...DEFAULT_PRICES, ...e.PRICES },
+    file: read?.file,
     publicStatsEnabled: e.PUBLIC_STATS_ENABLED,
     accounts: {
       signupEnabled: e.SIGNUP_ENABLED,

@@ -4,7 +4,9 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { TenantProviders } from './providers/tenant-providers.js';
-import { UpstreamEmbedder } from './backends/upstream.js';
+import { leanFetch } from './backends/lean-fetch.js';
+import { buildOperatorUpstreams } from './providers/operator.js';
+import { upsertTier } from './store/tiers.js';
 import type { Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
 import { Evictor } from './core/eviction.js';
@@ -57,6 +59,12 @@ export interface Server {
   evictor: Evictor;
   /** Admin changes to and from every other process. */
   changes: ChangeFeed;
+  /**
+   * Applies a re-read configuration's upstreams, models, aliases and tiers (SIGHUP) without
+   * dropping a request: the model registry is swapped at once, in-flight requests finish on the
+   * old backends, which are closed after them. Returns the model ids now served.
+   */
+  reload(config: Config): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -73,27 +81,15 @@ export async function pulledModelDirs(dataDir: string): Promise<string[]> {
   return dirs.filter((d) => existsSync(path.join(d, 'tokenizer.json'))).sort();
 }
 
-/** Builds the backends a config asks for: local model directories first, then the upstream. */
-export async function createBackends(config: Config, logger: Logger): Promise<BackendEntry[]> {
+/** Builds the backends a config asks for: local model directories first, then the upstreams (environment's, then the config file's). */
+export async function createBackends(config: Config, logger: Logger, upstreamFetch: typeof fetch = leanFetch()): Promise<BackendEntry[]> {
   const backends: BackendEntry[] = [];
   const modelDirs = config.local.modelDirs.length > 0 ? config.local.modelDirs : await pulledModelDirs(config.dataDir);
   if (modelDirs.length > 0) {
     const { createOnnxEmbedder } = await import('./backends/onnx/embedder.js');
     backends.push({ backend: await createOnnxEmbedder({ ...config.local, modelDirs, logger }), kind: 'local' });
   }
-  if (config.upstream.baseUrl) {
-    backends.push({
-      kind: 'upstream',
-      backend: new UpstreamEmbedder({
-        baseUrl: config.upstream.baseUrl,
-        apiKey: config.upstream.apiKey ?? '',
-        models: config.upstream.models,
-        maxBatch: config.upstream.maxBatch,
-        timeoutMs: config.upstream.timeoutMs,
-        maxRetries: config.upstream.maxRetries,
-      }),
-    });
-  }
+  for (const backend of buildOperatorUpstreams(config, upstreamFetch)) backends.push({ kind: 'upstream', backend });
   return backends;
 }
 
@@ -112,10 +108,11 @@ export async function createServer(
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     const metrics = new Metrics();
     const registry = new ModelRegistry();
-    for (const b of opts.backends ?? (await createBackends(config, logger))) {
-      registry.add(b.backend, b.kind);
-      cleanup.unshift(() => b.backend.close());
-    }
+    // One connection pool for every operator upstream, kept across reloads.
+    const upstreamFetch = leanFetch();
+    for (const b of opts.backends ?? (await createBackends(config, logger, upstreamFetch))) registry.add(b.backend, b.kind);
+    cleanup.unshift(() => Promise.all(registry.backends.map((b) => b.close())));
+    for (const t of config.file?.tiers ?? []) await upsertTier(db.sql, t);
     if (registry.list().length === 0) {
       logger.warn('no model is configured: set MODEL_DIR for a local model or UPSTREAM_BASE_URL for an upstream');
     }
@@ -264,6 +261,14 @@ export async function createServer(
       keyUsage,
       evictor,
       changes,
+      async reload(next: Config) {
+        const fresh = buildOperatorUpstreams(next, upstreamFetch);
+        for (const t of next.file?.tiers ?? []) await upsertTier(db.sql, t);
+        await tiers.refresh();
+        const old = registry.replace('upstream', fresh);
+        void Promise.all(old.map((b) => b.close())).catch((err: unknown) => logger.warn({ err }, 'closing replaced upstreams failed'));
+        return registry.list().map((m) => m.spec.id);
+      },
       async close() {
         await app.close();
         await evictor.stop();

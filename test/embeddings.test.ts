@@ -272,7 +272,7 @@ describe('errors', () => {
       for (let attempt = 0; attempt < 2; attempt++) {
         const a = await ask('/v1/embeddings', { model: 'text-embedding-3-small', input: 'short' });
         expect(a.statusCode).toBe(502);
-        expect(a.json().error).toMatchObject({ code: 'upstream_invalid_response', message: expect.stringMatching(/127\.0\.0\.1:\d+ returned invalid embeddings: vector 0 has 8 dimensions, expected 1536/) });
+        expect(a.json().error).toMatchObject({ code: 'upstream_invalid_response', message: expect.stringMatching(/127\.0\.0\.1:\d+" \(openai\) returned invalid embeddings: vector 0 has 8 dimensions, expected 1536/) });
         const b = await ask('/v1/embed', { model: 'text-embedding-3-small', text: 'short', dimensions: 4 });
         expect(b.statusCode).toBe(502);
       }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BACKEND_KINDS } from '../core/domain.js';
 import { DomainError } from '../core/errors.js';
 import { MAX_TTL_SECONDS } from '../auth/jwt.js';
+import { PROVIDER_KINDS } from '../backends/providers/errors.js';
 
 /**
  * The admin verbs' inputs, one zod schema each, shared by the admin API (route schemas) and the
@@ -69,10 +70,16 @@ export const SetTierBody = SetTier.omit({ name: true });
 export const AddProvider = z.object({
   tenant: Name,
   name: Name,
-  base_url: text().pipe(z.url('base_url must be a URL such as https://api.example.com/v1')),
+  /** The wire format; `openai` (and everything OpenAI-compatible) by default. */
+  kind: z.enum(PROVIDER_KINDS, { error: `kind must be one of ${PROVIDER_KINDS.join(', ')}` }).default('openai'),
+  /** Absent: the kind's public endpoint (azure-openai and template need one). */
+  base_url: text().pipe(z.url('base_url must be a URL such as https://api.example.com/v1')).optional(),
   api_key: text().min(1, 'api_key is required'),
   models: z.array(text().min(1)).min(1, 'models must list at least one model id'),
+  /** Kind-specific settings (api_version, deployment, request, vectors_path, ...), checked per kind. */
+  options: z.record(z.string(), z.unknown()).default({}),
 });
+export const TestProvider = z.object({ tenant: Name, name: Name, model: text().min(1).optional() });
 export const RemoveProvider = z.object({ tenant: Name, name: Name });
 
 export const MintTenantToken = z.object({ tenant: Name, ...Ttl.shape });

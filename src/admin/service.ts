@@ -6,7 +6,10 @@ import { tenantStats, type TenantStats } from '../core/stats.js';
 import { generateApiKey, keyPrefix } from '../auth/api-key.js';
 import { mintAdminToken, mintTenantToken } from '../auth/jwt.js';
 import { seal } from '../security/secret-box.js';
-import { checkProviderUrl, SsrfError } from '../security/ssrf.js';
+import { checkProviderUrl, guardedFetch, SsrfError } from '../security/ssrf.js';
+import { checkOptions, DEFAULT_BASE_URLS } from '../backends/providers/options.js';
+import { buildTenantProvider } from '../providers/tenant-providers.js';
+import { probeProvider, type ProbeResult } from '../providers/probe.js';
 import type { Sql } from '../store/db.js';
 import { findLiveKeyByPrefix, insertApiKey, listApiKeys, revokeApiKey, type ApiKeyRecord } from '../store/api-keys.js';
 import { clearRows } from '../store/embeddings.js';
@@ -23,7 +26,7 @@ import * as S from './schemas.js';
  */
 export interface AdminDeps {
   sql: Sql;
-  config: Pick<Config, 'defaultTier' | 'masterKeys' | 'ssrf' | 'jwtSecret' | 'prices'>;
+  config: Pick<Config, 'defaultTier' | 'masterKeys' | 'ssrf' | 'jwtSecret' | 'prices' | 'upstream'>;
   onChange: OnChange;
   /** Writes rows and counters this process still holds (the server's write-behind) before reading or deleting them. */
   flushPending?: () => Promise<void>;
@@ -50,8 +53,10 @@ export const tierView = (t: Tier) => ({
 /** What listings show of a provider: never the key, only its last four characters. */
 export const providerView = (p: ProviderRecord) => ({
   name: p.name,
+  kind: p.kind,
   base_url: p.baseUrl,
   models: p.models,
+  options: p.options,
   api_key_last4: p.key.last4,
   key_id: p.key.keyId,
   created_at: p.createdAt.toISOString(),
@@ -183,20 +188,36 @@ export function createAdminService(deps: AdminDeps) {
       return { ...tierView(t), created: !old };
     },
 
-    /** Validates the URL against the SSRF rules, seals the key under MASTER_KEY, stores (or replaces, by name) the provider. */
+    /**
+     * Checks the kind's options, validates the URL against the SSRF rules (every kind), seals the
+     * key under MASTER_KEY, stores (or replaces, by name) the provider.
+     */
     async addProvider(input: In<typeof S.AddProvider>): Promise<ProviderView> {
       const b = S.parse(S.AddProvider, input);
       const t = await tenantOr404(b.tenant);
       if (!config.masterKeys) {
         throw new DomainError('invalid_input', 'Provider keys are encrypted at rest: the operator must set MASTER_KEY first (e.g. `openssl rand -hex 32`).', { param: 'api_key', code: 'master_key_missing' });
       }
+      const { problems, options } = checkOptions(b.kind, b.options, b.base_url);
+      if (problems.length > 0) {
+        throw new DomainError('invalid_input', problems.map((x) => `${x.path} ${x.message}`).join('; '), { param: problems[0].path, code: 'invalid_value' });
+      }
+      const baseUrl = b.base_url ?? DEFAULT_BASE_URLS[b.kind]!;
       try {
-        checkProviderUrl(b.base_url, config.ssrf);
+        checkProviderUrl(baseUrl, config.ssrf);
       } catch (err) {
         if (err instanceof SsrfError) throw new DomainError('invalid_input', err.message, { param: 'base_url', code: 'invalid_value' });
         throw err;
       }
-      const p = await upsertProvider(sql, { tenantId: t.id, name: b.name, baseUrl: b.base_url, models: b.models, key: seal(b.api_key, config.masterKeys) });
+      const p = await upsertProvider(sql, {
+        tenantId: t.id,
+        name: b.name,
+        kind: b.kind,
+        baseUrl,
+        models: b.models,
+        options: options as Record<string, unknown>,
+        key: seal(b.api_key, config.masterKeys),
+      });
       await onChange({ type: 'providers_changed', tenantId: t.id });
       return providerView(p);
     },
@@ -204,6 +225,33 @@ export function createAdminService(deps: AdminDeps) {
     async listProviders(input: In<typeof S.TenantRef>): Promise<ProviderView[]> {
       const t = await tenantOr404(S.parse(S.TenantRef, input).tenant);
       return (await listProviders(sql, t.id)).map(providerView);
+    },
+
+    /**
+     * One real call through a tenant's provider (SSRF guard and sealed key as when serving, no
+     * retries): the dimension, tokens and latency it gave, or the error it maps to.
+     */
+    async testProvider(input: In<typeof S.TestProvider>): Promise<ProbeResult> {
+      const b = S.parse(S.TestProvider, input);
+      const t = await tenantOr404(b.tenant);
+      const p = (await listProviders(sql, t.id)).find((x) => x.name === b.name);
+      if (!p) throw new DomainError('not_found', `Tenant ${t.name} has no provider ${b.name}.`, { param: 'provider', code: 'provider_not_found' });
+      if (!config.masterKeys) throw new DomainError('unavailable', 'This server has no MASTER_KEY to open stored provider keys; the operator must set MASTER_KEY.');
+      if (b.model !== undefined && !p.models.includes(b.model)) {
+        throw new DomainError('invalid_input', `Provider ${b.name} serves ${p.models.join(', ')}, not ${b.model}.`, { param: 'model' });
+      }
+      const backend = buildTenantProvider(p, {
+        masterKeys: config.masterKeys,
+        fetch: guardedFetch(config.ssrf),
+        timeoutMs: config.upstream.timeoutMs,
+        maxRetries: 0,
+        maxBatch: config.upstream.maxBatch,
+      });
+      try {
+        return await probeProvider(backend, b.model);
+      } finally {
+        await backend.close();
+      }
     },
 
     async removeProvider(input: In<typeof S.RemoveProvider>): Promise<{ deleted: true; name: string }> {

@@ -1,10 +1,12 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { describe, expect, it } from 'vitest';
 import { DomainError } from '../core/errors.js';
-import { mapUpstreamError, retryAfterOf } from './upstream.js';
+import { retryAfterSeconds as retryAfterOf } from './providers/errors.js';
+import { mapOpenAIError } from './upstream.js';
 
-const operator = { provider: 'api.example.com', owner: 'operator' as const };
-const tenant = { provider: 'my-openai', owner: 'tenant' as const };
+const operator = { kind: 'openai' as const, name: 'api.example.com', owner: 'operator' as const, keyHint: 'UPSTREAM_API_KEY' };
+const tenant = { kind: 'openai' as const, name: 'my-openai', owner: 'tenant' as const };
+const mapUpstreamError = (err: unknown, who: typeof operator | typeof tenant) => mapOpenAIError(who, err, 'sk-secret');
 const answered = (status: number, headers: Record<string, string> = {}) =>
   APIError.generate(status, { error: { message: `upstream says ${status}` } }, undefined, new Headers(headers));
 
@@ -34,7 +36,7 @@ describe('upstream failures keep their meaning as domain errors', () => {
 
   it('tells a tenant its own key was rejected, and only the operator’s key sends people to the operator', () => {
     const own = mapUpstreamError(answered(401), tenant);
-    expect(own.message).toMatch(/Your provider my-openai rejected the API key you gave it/);
+    expect(own.message).toMatch(/Your provider "my-openai" \(openai\) rejected its API key/);
     expect(own.message).not.toMatch(/operator/i);
     expect(mapUpstreamError(answered(401), operator).message).toMatch(/Ask the operator to check UPSTREAM_API_KEY/);
   });

@@ -1,117 +1,93 @@
-import OpenAI, { APIConnectionTimeoutError, APIError } from 'openai';
+import OpenAI, { APIConnectionTimeoutError, APIError, AzureOpenAI } from 'openai';
 import { z } from 'zod';
 import { base64ToVector } from '../core/codec.js';
-import { DomainError, type DomainErrorDetails } from '../core/errors.js';
 import { InvalidVectorsError } from '../core/vector-check.js';
-import type { EmbedInput, EmbedOptions, EmbedResult, Embedder, ModelSpec } from '../core/types.js';
-import { SsrfError } from '../security/ssrf.js';
-import { leanFetch } from './lean-fetch.js';
-import { KNOWN_UPSTREAM_MODELS } from './upstream-models.js';
+import { DomainError } from '../core/errors.js';
+import type { EmbedInput } from '../core/types.js';
+import { ProviderEmbedder, endpointScope, joinUrl, type BatchOptions, type BatchResult, type KindTraits, type ProviderSetup, type ResolvedProviderModel } from './providers/base.js';
+import { cleanProviderMessage, invalidResponse, providerHttpError, providerLabel, providerTransportError, retryAfterSeconds, type ProviderIdentity } from './providers/errors.js';
 
-export interface UpstreamOptions {
-  baseUrl: string;
-  apiKey: string;
-  models: string[];
-  /** Most inputs per call; bigger requests are split into several calls. */
-  maxBatch: number;
-  timeoutMs: number;
-  /** Retries with exponential backoff on 408/409/429/5xx and connection errors (the SDK's policy). */
-  maxRetries: number;
-  /** Calls in flight at once for one split request. */
-  concurrency?: number;
-  /** Part of the cache key: vectors from another provider must not mix. Default `api:<host>`. */
-  version?: string;
-  /** For /v1/models. */
-  ownedBy?: string;
-  /** A fetch that guards where connections go (tenant providers); leanFetch() by default. */
-  fetch?: typeof fetch;
-  /** How errors name this provider (never its key). Default: the base URL's host. */
-  provider?: string;
-  /** Whose key this is: errors tell a tenant to fix its own key, or point at the operator. Default 'operator'. */
-  owner?: 'tenant' | 'operator';
-}
+export { splitTokens } from './providers/base.js';
+
+const OPENAI_TRAITS: KindTraits = { kind: 'openai', maxBatch: 2048, tokenInputs: true, inputTypes: false, defaultTaskType: null };
 
 /**
- * Any OpenAI-compatible /v1/embeddings, through the official client. Asks for base64 so the
- * float32 bytes arrive exactly as the provider produced them.
+ * Any OpenAI-compatible /v1/embeddings (OpenAI, Mistral, Together, Jina, vLLM, Infinity, TEI,
+ * Ollama's /v1), through the official client. Asks for base64 so the float32 bytes arrive
+ * exactly as the provider produced them.
  */
-export class UpstreamEmbedder implements Embedder {
-  readonly name = 'upstream';
-  readonly provider: string;
-  private readonly client: OpenAI;
-  private readonly specs: ModelSpec[];
-  private readonly who: Who;
+export class UpstreamEmbedder extends ProviderEmbedder {
+  protected readonly client: OpenAI;
 
-  constructor(private readonly opts: UpstreamOptions) {
-    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch ?? leanFetch() });
+  constructor(setup: ProviderSetup, client?: OpenAI, traits: KindTraits = OPENAI_TRAITS) {
     // The same provider host gives the same vectors, whoever's key asked: rows can be shared.
-    const host = new URL(opts.baseUrl).host;
-    const version = opts.version ?? `api:${host}`;
-    this.who = { provider: opts.provider ?? host, owner: opts.owner ?? 'operator' };
-    this.provider = this.who.provider;
-    const created = Math.floor(Date.now() / 1000);
-    this.specs = opts.models.map((id) => {
-      const known = KNOWN_UPSTREAM_MODELS[id];
-      return {
-        id,
-        cacheModel: id,
-        version,
-        dimensions: known?.dimensions ?? null,
-        maxInputTokens: known?.maxInputTokens ?? 8191,
-        dimensionsMethod: known?.dimensionsMethod ?? 'none',
-        defaultTaskType: null,
-        ownedBy: opts.ownedBy ?? 'upstream',
-        created,
-      };
-    });
+    // (`api:<host>` is the scope rows cached before provider kinds existed carry: kept.)
+    super(setup, traits, traits.kind === 'openai' ? `api:${new URL(setup.baseUrl).host}` : endpointScope(traits.kind, setup.baseUrl));
+    const c = setup.call;
+    this.client = client ?? new OpenAI({ baseURL: setup.baseUrl, apiKey: c.secret, timeout: c.timeoutMs, maxRetries: c.maxRetries, fetch: c.fetch });
   }
 
-  models(): ModelSpec[] {
-    return this.specs;
-  }
-
-  async embed(model: string, inputs: EmbedInput[], _options: EmbedOptions = {}): Promise<EmbedResult> {
-    const chunks: EmbedInput[][] = [];
-    for (let i = 0; i < inputs.length; i += this.opts.maxBatch) chunks.push(inputs.slice(i, i + this.opts.maxBatch));
-    const results: EmbedResult[] = new Array(chunks.length);
-    const concurrency = this.opts.concurrency ?? 4;
-    let next = 0;
-    const worker = async () => {
-      while (next < chunks.length) {
-        const i = next++;
-        results[i] = await this.call(model, chunks[i]);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, chunks.length) }, worker));
-    return { vectors: results.flatMap((r) => r.vectors), tokens: results.flatMap((r) => r.tokens) };
-  }
-
-  private async call(model: string, inputs: EmbedInput[]): Promise<EmbedResult> {
+  protected async callBatch(m: ResolvedProviderModel, inputs: EmbedInput[], o: BatchOptions): Promise<BatchResult> {
     const allText = inputs.every((i) => i.kind === 'text');
-    const input = allText
-      ? inputs.map((i) => (i as { text: string }).text)
-      : inputs.map((i) => (i.kind === 'tokens' ? i.ids : i.text));
+    const input = allText ? inputs.map((i) => (i as { text: string }).text) : inputs.map((i) => (i.kind === 'tokens' ? i.ids : i.text));
     let raw: string;
     try {
       // The raw body, parsed and checked here: a provider's garbage is its fault (a 502), never our 500.
       const response = await this.client.embeddings
         // Mixed text and token inputs cannot be sent together; the HTTP layer never mixes them.
-        .create({ model, input: input as string[] | number[][], encoding_format: 'base64' })
+        .create({ model: m.model, input: input as string[] | number[][], encoding_format: 'base64', ...(o.dimensions ? { dimensions: o.dimensions } : {}) })
         .asResponse();
       raw = await response.text();
     } catch (err) {
-      throw mapUpstreamError(err, this.who);
+      throw mapOpenAIError(this.setup.call.identity, err, this.setup.call.secret);
     }
-    const { vectors, promptTokens } = parseEmbeddingsBody(raw, inputs.length, this.who.provider);
-    return { vectors, tokens: splitTokens(promptTokens, inputs) };
+    const { vectors, promptTokens } = parseEmbeddingsBody(raw, inputs.length, providerLabel(this.setup.call.identity));
+    return { vectors, totalTokens: promptTokens };
   }
-
-  async ready(): Promise<boolean> {
-    return true;
-  }
-
-  async close(): Promise<void> {}
 }
+
+export interface AzureOptions {
+  /** `2024-10-21` and kin: the deployments route; `v1`: the version-less /openai/v1 route. */
+  apiVersion: string;
+  /** One deployment for every model; otherwise each model's provider name is its deployment. */
+  deployment?: string;
+}
+
+const AZURE_TRAITS: KindTraits = { kind: 'azure-openai', maxBatch: 2048, tokenInputs: true, inputTypes: false, defaultTaskType: null };
+
+/**
+ * Azure OpenAI: the resource endpoint (`https://NAME.openai.azure.com`), a deployment per model,
+ * the key in the `api-key` header. Same wire format as OpenAI's, so the openai client's Azure
+ * flavour does the calls.
+ */
+export class AzureOpenAIEmbedder extends UpstreamEmbedder {
+  constructor(setup: ProviderSetup, opts: AzureOptions) {
+    const c = setup.call;
+    const base = { apiKey: c.secret, timeout: c.timeoutMs, maxRetries: c.maxRetries, fetch: c.fetch };
+    const endpoint = setup.baseUrl.replace(/\/+$/, '').replace(/\/openai(\/v1)?$/, '');
+    const client =
+      opts.apiVersion === 'v1'
+        ? // The v1 route takes the deployment as `model`; the key goes in api-key, never as a bearer token.
+          new OpenAI({ ...base, baseURL: joinUrl(endpoint, 'openai/v1'), defaultHeaders: { 'api-key': c.secret, authorization: null } })
+        : new AzureOpenAI({ ...base, endpoint, apiVersion: opts.apiVersion, deployment: opts.deployment });
+    const models = opts.deployment ? setup.models.map((m) => ({ ...m, model: opts.deployment })) : setup.models;
+    super({ ...setup, baseUrl: endpoint, models }, client, AZURE_TRAITS);
+  }
+}
+
+/** The openai client's errors as domain errors naming the provider. */
+export function mapOpenAIError(who: ProviderIdentity, err: unknown, secret: string): DomainError {
+  if (err instanceof DomainError) return err;
+  if (err instanceof APIConnectionTimeoutError) return providerTransportError(who, err, true);
+  if (err instanceof APIError && err.status !== undefined) {
+    const body = err.error as { message?: unknown } | undefined;
+    const said = typeof body?.message === 'string' ? body.message : err.message;
+    return providerHttpError(who, err.status, cleanProviderMessage(said, secret), { retryAfterSeconds: retryAfterSeconds(err.headers?.get('retry-after')) });
+  }
+  return providerTransportError(who, (err as { cause?: unknown })?.cause ?? err, false);
+}
+
+const quoted = (message: string) => (message.length > 300 ? `${message.slice(0, 300)}...` : message);
 
 const finiteOrNot = z.custom<number>((v) => typeof v === 'number', 'expected a number');
 /** OpenAI's /v1/embeddings answer, as far as we rely on it. Values may be non-finite here: the core check names that. */
@@ -171,79 +147,3 @@ export function parseEmbeddingsBody(raw: string, expected: number, provider: str
   return { vectors, promptTokens: usage?.prompt_tokens ?? 0 };
 }
 
-/**
- * Upstream usage is per request; a cache row needs per-input tokens. Split the total in
- * proportion to input length (exact for a single input), so the sum is the provider's total.
- */
-export function splitTokens(total: number, inputs: EmbedInput[]): number[] {
-  const weights = inputs.map((i) => Math.max(1, i.kind === 'text' ? i.text.length : i.ids.length));
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const out = weights.map((w) => Math.floor((total * w) / sum));
-  let rest = total - out.reduce((a, b) => a + b, 0);
-  for (let i = 0; rest > 0; i = (i + 1) % out.length, rest--) out[i]++;
-  return out;
-}
-
-interface Who {
-  provider: string;
-  owner: 'tenant' | 'operator';
-}
-
-/** An upstream's own message, shortened: it may help the caller (a 400's reason), but is not ours to relay whole. */
-const quoted = (message: string) => (message.length > 300 ? `${message.slice(0, 300)}...` : message);
-
-/** Seconds from an upstream Retry-After (delta-seconds or an HTTP date); undefined when absent or unreadable. */
-export function retryAfterOf(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.max(1, Math.ceil(seconds));
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(1, Math.ceil((at - now) / 1000));
-}
-
-/** The SDK's failure -> a domain error that keeps its meaning (429 stays a rate limit, a timeout a timeout). */
-export function mapUpstreamError(err: unknown, who: Who): DomainError {
-  if (err instanceof DomainError) return err;
-  const base: DomainErrorDetails = { ...who, cause: err };
-  const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof SsrfError) {
-    return new DomainError('upstream_refused', `The URL of provider ${who.provider} was refused: ${cause.message}`, { ...base, code: 'provider_url_blocked' });
-  }
-  if (err instanceof APIConnectionTimeoutError) {
-    return new DomainError('upstream_timeout', `The provider ${who.provider} did not answer in time. Try again later.`, { ...base, code: 'upstream_timeout' });
-  }
-  if (!(err instanceof APIError)) {
-    return new DomainError('upstream_unreachable', `The call to provider ${who.provider} failed. Try again later.`, { ...base, code: 'upstream_error' });
-  }
-  const status = err.status;
-  const d: DomainErrorDetails = { ...base, upstreamStatus: status };
-  if (status === undefined) {
-    return new DomainError('upstream_unreachable', `Could not reach the provider ${who.provider}. Try again later.`, { ...d, code: 'upstream_unreachable' });
-  }
-  // The provider found the request itself wrong: that is the caller's to fix, so a 400 naming what.
-  if (status === 400 || status === 422) {
-    return new DomainError('invalid_input', `The provider ${who.provider} refused the request: ${quoted(err.message)}`, { ...d, param: err.param ?? null, code: err.code ?? null });
-  }
-  if (status === 404) {
-    return new DomainError('model_not_found', `The provider ${who.provider} does not know this model: ${quoted(err.message)}`, { ...d, param: 'model', code: 'model_not_found' });
-  }
-  if (status === 429) {
-    return new DomainError('upstream_rate_limited', `The provider ${who.provider} is rate-limiting requests: ${quoted(err.message)}`, {
-      ...d,
-      code: err.code ?? 'rate_limit_exceeded',
-      retryAfterSeconds: retryAfterOf(err.headers?.get('retry-after')),
-    });
-  }
-  // A refused key is not the caller's fault (unless it is the caller's own key): never a 401 to them.
-  if (status === 401 || status === 403) {
-    const message =
-      who.owner === 'tenant'
-        ? `Your provider ${who.provider} rejected the API key you gave it (HTTP ${status}). Add the provider again with a valid key.`
-        : `The upstream provider ${who.provider} rejected the configured API key (HTTP ${status}). Ask the operator to check UPSTREAM_API_KEY.`;
-    return new DomainError('upstream_refused', message, { ...d, code: 'upstream_auth_failed' });
-  }
-  if (status >= 500) {
-    return new DomainError('upstream_unreachable', `The provider ${who.provider} failed (HTTP ${status}). Try again later.`, { ...d, code: 'upstream_error' });
-  }
-  return new DomainError('upstream_refused', `The provider ${who.provider} refused the request (HTTP ${status}).`, { ...d, code: 'upstream_error' });
-}

@@ -21,8 +21,10 @@ export function inputHash(input: EmbedInput): Buffer {
  * The model part of the key. A task prefix changes the vector, so each task type of a model
  * is its own scope; aliases of one model and task share rows.
  */
-export function cacheScope(spec: ModelSpec, taskType: TaskType | null): CacheScope {
-  return { model: taskType ? `${spec.cacheModel}#${taskType}` : spec.cacheModel, modelVersion: spec.version };
+export function cacheScope(spec: ModelSpec, taskType: TaskType | null, nativeDimensions?: number): CacheScope {
+  const model = taskType ? `${spec.cacheModel}#${taskType}` : spec.cacheModel;
+  // A provider-reduced vector is not derivable from the full one: each size is its own scope.
+  return { model: nativeDimensions === undefined ? model : `${model}@${nativeDimensions}`, modelVersion: spec.version };
 }
 
 /** One string per (tenant, scope, input) for in-process maps (hot cache, singleflight). */

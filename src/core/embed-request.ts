@@ -34,7 +34,7 @@ export class EmbedRequests {
     if (!id) throw new DomainError('invalid_input', 'No model is available to you on this server; pass `model`.', { param: 'model' });
     const model = await this.deps.models.resolve(tenant, tier, id);
     checkDimensions(model.spec, cmd.dimensions);
-    const outcome = await this.deps.embeddings.embed(tenant, { model, inputs: cmd.inputs, taskType: cmd.taskType });
+    const outcome = await this.deps.embeddings.embed(tenant, { model, inputs: cmd.inputs, taskType: cmd.taskType, dimensions: cmd.dimensions });
     this.deps.tokens.chargeTokens(tenant.id, tier, outcome.missTokens);
     checkDerivable(outcome, cmd.dimensions);
     return outcome;

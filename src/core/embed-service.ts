@@ -18,6 +18,8 @@ export interface EmbedRequest {
   model: ResolvedModel;
   inputs: EmbedInput[];
   taskType?: TaskType | null;
+  /** The asked-for `dimensions`: computed by the provider (and scoped) only for `native` models. */
+  dimensions?: number;
 }
 
 export interface EmbeddedItem extends CachedVector {
@@ -73,6 +75,8 @@ interface EmbedContext {
   backend: Embedder;
   scope: CacheScope;
   taskType: TaskType | null;
+  /** Set for `native` models asked for fewer dimensions: the provider reduces, each size its own scope. */
+  nativeDimensions: number | undefined;
   /** Own rows, then the shared pool's when the tenant opted in. */
   readTenants: number[];
   writeTenants: number[];
@@ -154,9 +158,10 @@ export class EmbedService {
 
   private context(tenant: TenantContext, req: EmbedRequest): EmbedContext {
     const { spec, backend } = req.model;
-    const taskType = spec.defaultTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
+    const taskType = spec.defaultTaskType || spec.acceptsTaskType ? (req.taskType ?? spec.defaultTaskType) : null;
+    const dims = spec.dimensionsMethod === 'native' && req.dimensions !== undefined && req.dimensions !== spec.dimensions ? req.dimensions : undefined;
     const tenants = tenant.sharePublic ? [tenant.id, PUBLIC_TENANT_ID] : [tenant.id];
-    return { tenant, spec, backend, scope: cacheScope(spec, taskType), taskType, readTenants: tenants, writeTenants: tenants, drops: this.drops.get(tenant.id) ?? 0 };
+    return { tenant, spec, backend, scope: cacheScope(spec, taskType, dims), taskType, nativeDimensions: dims, readTenants: tenants, writeTenants: tenants, drops: this.drops.get(tenant.id) ?? 0 };
   }
 
   /** Distinct inputs by hash, and each input's slot in request order. */
@@ -322,7 +327,7 @@ export class EmbedService {
     metrics?.backendBatchSize.observe({ backend: backend.name }, missing.length);
     let res;
     try {
-      res = await backend.embed(spec.id, missing.map((m) => m.input), { taskType: ctx.taskType });
+      res = await backend.embed(spec.id, missing.map((m) => m.input), { taskType: ctx.taskType, dimensions: ctx.nativeDimensions });
       stopTimer?.();
     } catch (err) {
       metrics?.backendErrors.inc({ backend: backend.name, kind: err instanceof DomainError ? err.kind : 'internal' });
@@ -332,7 +337,7 @@ export class EmbedService {
     }
     const dimsKey = `${ctx.scope.model}\u0000${ctx.scope.modelVersion}`;
     try {
-      const dims = checkVectors(res.vectors, missing.length, spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.provider ?? backend.name);
+      const dims = checkVectors(res.vectors, missing.length, ctx.nativeDimensions ?? spec.dimensions ?? this.dimsSeen.get(dimsKey) ?? null, backend.provider ?? backend.name);
       if (spec.dimensions === null && !this.dimsSeen.has(dimsKey)) this.dimsSeen.set(dimsKey, dims);
     } catch (err) {
       if (err instanceof InvalidVectorsError) metrics?.invalidVectors.inc({ backend: backend.name, fault: err.fault });

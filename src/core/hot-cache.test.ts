@@ -33,7 +33,7 @@ describe('hot cache', () => {
     expect(hot.stats.entries).toBe(0);
     hot.set('1\u0000a', v(5), 1);
     hot.dropTenant(1);
-    expect(hot.stats).toEqual({ entries: 0, bytes: 0 });
+    expect(hot.stats).toMatchObject({ entries: 0, bytes: 0 });
   });
 
   it('is a no-op when disabled', () => {

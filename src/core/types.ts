@@ -13,6 +13,8 @@ export type DimensionsMethod =
   | 'layernorm-truncate'
   /** OpenAI text-embedding-3: truncate, L2-normalise. */
   | 'truncate'
+  /** The provider reduces the vector itself (its `output_dimension`): each `dimensions` is its own cache scope. */
+  | 'native'
   /** The model does not support `dimensions`. */
   | 'none';
 
@@ -35,6 +37,11 @@ export interface ModelSpec {
   dimensionsMethod: DimensionsMethod;
   /** Task prefix applied by this model id (aliases bind one); null where prefixes do not apply. */
   defaultTaskType: TaskType | null;
+  /**
+   * The backend maps `task_type` to its own input type (Cohere, Voyage, Gemini) even when the
+   * model has no default one: the effective task type is then part of the cache scope.
+   */
+  acceptsTaskType?: boolean;
   /** For /v1/models. */
   ownedBy: string;
   created: number;
@@ -43,6 +50,8 @@ export interface ModelSpec {
 export interface EmbedOptions {
   /** nomic task type; ignored by backends without task prefixes. */
   taskType?: TaskType | null;
+  /** Asked-for `dimensions`, passed only to models whose dimensionsMethod is `native`. */
+  dimensions?: number;
   // No cancellation signal, on purpose: a miss is shared by every request waiting on the same
   // key (singleflight), so work may only stop once all of them have gone, and the computed
   // vectors are stored for the next caller anyway. Backends bound their work with their own
@@ -54,6 +63,8 @@ export interface EmbedResult {
   vectors: Float32Array[];
   /** Tokens counted per input, in input order. */
   tokens: number[];
+  /** The provider reported no token count: `tokens` are estimated from the text (about 4 bytes a token). */
+  tokensEstimated?: boolean;
 }
 
 export interface Embedder {

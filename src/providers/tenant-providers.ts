@@ -6,8 +6,9 @@ import { open, type MasterKeys } from '../security/secret-box.js';
 import { guardedFetch, type SsrfPolicy } from '../security/ssrf.js';
 import type { Logger } from '../log.js';
 import type { Sql } from '../store/db.js';
-import { listProviders } from '../store/providers.js';
-import { UpstreamEmbedder } from '../backends/upstream.js';
+import { listProviders, type ProviderRecord } from '../store/providers.js';
+import type { ProviderEmbedder } from '../backends/providers/base.js';
+import { buildProvider, PROVIDER_KINDS, type ProviderKind } from './factory.js';
 
 export interface TenantProvidersOptions {
   masterKeys: MasterKeys | undefined;
@@ -21,7 +22,7 @@ export interface TenantProvidersOptions {
 }
 
 /**
- * BYOK: a tenant's own OpenAI-compatible providers as models it may use. Keys are unsealed
+ * BYOK: a tenant's own providers (any kind) as models it may use. Keys are unsealed
  * only here, in memory; every connection goes through the SSRF guard. Provider lists are
  * cached per tenant, so a request costs no extra round trip.
  */
@@ -47,18 +48,11 @@ export class TenantProviders implements TenantModelSource {
     }
     const models: ResolvedModel[] = [];
     for (const p of rows) {
-      const backend = new UpstreamEmbedder({
-        baseUrl: p.baseUrl,
-        apiKey: open(p.key, this.opts.masterKeys!),
-        models: p.models,
-        maxBatch: this.opts.maxBatch,
-        timeoutMs: this.opts.timeoutMs,
-        maxRetries: this.opts.maxRetries,
-        ownedBy: `provider:${p.name}`,
-        provider: p.name,
-        owner: 'tenant',
-        fetch: this.fetch,
-      });
+      if (!(PROVIDER_KINDS as readonly string[]).includes(p.kind)) {
+        this.opts.logger.warn({ tenantId, provider: p.name, kind: p.kind }, 'provider of an unknown kind skipped');
+        continue;
+      }
+      const backend = buildTenantProvider(p, { ...this.opts, masterKeys: this.opts.masterKeys!, fetch: this.fetch });
       for (const spec of backend.models()) models.push({ spec, backend, kind: 'byok' });
     }
     this.byTenant.set(tenantId, models);
@@ -73,4 +67,18 @@ export class TenantProviders implements TenantModelSource {
   forgetAll(): void {
     this.byTenant.clear();
   }
+}
+
+/**
+ * One stored provider as an Embedder: its key unsealed in memory only, every connection through
+ * the SSRF-guarded `fetch` whatever the kind's wire format.
+ */
+export function buildTenantProvider(
+  p: ProviderRecord,
+  deps: { masterKeys: MasterKeys; fetch: typeof fetch; timeoutMs: number; maxRetries: number; maxBatch: number },
+): ProviderEmbedder {
+  return buildProvider(
+    { kind: p.kind as ProviderKind, name: p.name, baseUrl: p.baseUrl, apiKey: open(p.key, deps.masterKeys), models: p.models.map((id) => ({ id })), options: p.options },
+    { owner: 'tenant', fetch: deps.fetch, timeoutMs: deps.timeoutMs, maxRetries: deps.maxRetries, maxBatch: deps.maxBatch, ownedBy: `provider:${p.name}` },
+  );
 }

@@ -5,8 +5,12 @@ export interface ProviderRecord {
   id: number;
   tenantId: number;
   name: string;
+  /** The wire format (see providers/factory.ts); `openai` for rows made before kinds existed. */
+  kind: string;
   baseUrl: string;
   models: string[];
+  /** Kind-specific settings, validated by the factory. */
+  options: Record<string, unknown>;
   key: SealedSecret;
   createdAt: Date;
 }
@@ -15,8 +19,10 @@ interface ProviderRow {
   id: string;
   tenant_id: string;
   name: string;
+  kind: string;
   base_url: string;
   models: string[];
+  options: Record<string, unknown>;
   key_id: string;
   key_iv: Buffer;
   key_tag: Buffer;
@@ -29,8 +35,10 @@ const toRecord = (r: ProviderRow): ProviderRecord => ({
   id: Number(r.id),
   tenantId: Number(r.tenant_id),
   name: r.name,
+  kind: r.kind,
   baseUrl: r.base_url,
   models: r.models,
+  options: r.options,
   key: { keyId: r.key_id, iv: r.key_iv, tag: r.key_tag, ciphertext: r.key_ciphertext, last4: r.key_last4 },
   createdAt: r.created_at,
 });
@@ -38,13 +46,13 @@ const toRecord = (r: ProviderRow): ProviderRecord => ({
 /** Adds or replaces (by name) a tenant's provider. Only the sealed key is stored. */
 export async function upsertProvider(
   sql: Sql,
-  p: { tenantId: number; name: string; baseUrl: string; models: string[]; key: SealedSecret },
+  p: { tenantId: number; name: string; kind: string; baseUrl: string; models: string[]; options: Record<string, unknown>; key: SealedSecret },
 ): Promise<ProviderRecord> {
   const [r] = await sql<ProviderRow[]>`
-    INSERT INTO providers (tenant_id, name, base_url, models, key_id, key_iv, key_tag, key_ciphertext, key_last4)
-    VALUES (${p.tenantId}, ${p.name}, ${p.baseUrl}, ${p.models}::text[], ${p.key.keyId}, ${p.key.iv}, ${p.key.tag}, ${p.key.ciphertext}, ${p.key.last4})
+    INSERT INTO providers (tenant_id, name, kind, base_url, models, options, key_id, key_iv, key_tag, key_ciphertext, key_last4)
+    VALUES (${p.tenantId}, ${p.name}, ${p.kind}, ${p.baseUrl}, ${p.models}::text[], ${sql.json(p.options as never)}, ${p.key.keyId}, ${p.key.iv}, ${p.key.tag}, ${p.key.ciphertext}, ${p.key.last4})
     ON CONFLICT (tenant_id, name) DO UPDATE SET
-      base_url = EXCLUDED.base_url, models = EXCLUDED.models, key_id = EXCLUDED.key_id, key_iv = EXCLUDED.key_iv,
+      kind = EXCLUDED.kind, base_url = EXCLUDED.base_url, models = EXCLUDED.models, options = EXCLUDED.options, key_id = EXCLUDED.key_id, key_iv = EXCLUDED.key_iv,
       key_tag = EXCLUDED.key_tag, key_ciphertext = EXCLUDED.key_ciphertext, key_last4 = EXCLUDED.key_last4
     RETURNING *`;
   return toRecord(r);

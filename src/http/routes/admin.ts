@@ -154,7 +154,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     '/tenants/:name/providers',
     {
       schema: {
-        summary: 'Add or replace (by name) a BYOK provider: an OpenAI-compatible base URL, its key and the models routed to it',
+        summary: 'Add or replace (by name) a BYOK provider: its kind (openai, azure-openai, cohere, voyage, gemini, template), base URL, key, models and kind-specific options',
         tags: tags('providers'),
         params: NameParam,
         body: S.AddProvider.omit({ tenant: true }),
@@ -165,6 +165,18 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       void reply.code(201);
       return p;
     },
+  );
+  r.post(
+    '/tenants/:name/providers/:provider/test',
+    {
+      schema: {
+        summary: "Make one real call through a tenant's provider: the dimension, tokens and latency it gave, or the error it maps to",
+        tags: tags('providers'),
+        params: z.object({ name: S.Name, provider: S.Name }),
+        body: S.TestProvider.omit({ tenant: true, name: true }).optional(),
+      },
+    },
+    async (req) => admin.testProvider({ ...req.body, tenant: req.params.name, name: req.params.provider }),
   );
   r.delete(
     '/tenants/:name/providers/:provider',
