@@ -8,12 +8,28 @@ export async function lookupVectors(
   scope: CacheScope,
   hashes: Buffer[],
 ): Promise<StoredVector[]> {
-  const rows = await sql<{ tenant_id: string; input_hash: Buffer; vector: Buffer; tokens: number }[]>`
-    SELECT tenant_id, input_hash, vector, tokens FROM embeddings
-    WHERE tenant_id = ANY(${tenantIds}::bigint[])
-      AND model = ${scope.model} AND model_version = ${scope.modelVersion}
-      AND input_hash = ANY(${sql.array(hashes, 17)})`;
+  const rows = await lookupQuery(sql, tenantIds, scope, hashes);
   return rows.map((r) => ({ tenantId: Number(r.tenant_id), inputHash: r.input_hash, vector: r.vector, tokens: r.tokens }));
+}
+
+/**
+ * The lookup as one primary-key probe per (tenant, hash): every key column an equality, in a
+ * LATERAL subquery the planner cannot flatten (LIMIT), so the plan is an index scan whatever
+ * the statistics say. `input_hash = ANY(...)` with `tenant_id = ANY(...)` was not: on a table
+ * never analysed (fresh, or just bulk-loaded) the planner trusts its 1-row guess for the first
+ * three columns and filters every row of the tenant for the hashes (test/store-plan.test.ts).
+ * Exported for that test, which EXPLAINs it.
+ */
+export function lookupQuery(sql: Sql, tenantIds: number[], scope: CacheScope, hashes: Buffer[]) {
+  return sql<{ tenant_id: string; input_hash: Buffer; vector: Buffer; tokens: number }[]>`
+    SELECT t.id AS tenant_id, h.hash AS input_hash, e.vector, e.tokens
+    FROM unnest(${tenantIds}::bigint[]) AS t(id)
+    CROSS JOIN unnest(${sql.array(hashes, 17)}) AS h(hash)
+    CROSS JOIN LATERAL (
+      SELECT vector, tokens FROM embeddings
+      WHERE tenant_id = t.id AND model = ${scope.model} AND model_version = ${scope.modelVersion} AND input_hash = h.hash
+      LIMIT 1
+    ) e`;
 }
 
 /**
