@@ -52,6 +52,7 @@ const EnvSchema = z.object({
   EMBED_TOKENIZER_THREADS: positiveInt.max(64).optional(),
   EMBED_MAX_WAIT_MS: z.coerce.number().min(0).default(2),
   EMBED_MAX_QUEUE: positiveInt.default(10_000),
+  /** A local-model request fails after this long without progress (its batch computing, or the engine finishing batches while it is queued). */
   EMBED_TIMEOUT_MS: positiveInt.default(60_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Signs tenant and admin JWTs; defaults to ADMIN_TOKEN. */
