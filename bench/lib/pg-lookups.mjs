@@ -42,7 +42,8 @@ async function run(seconds) {
   const worker = async () => {
     while (performance.now() < end) {
       const t0 = performance.now();
-      vectors += await once();
+      const found = await once(); // not `vectors += await`: that reads vectors before the await
+      vectors += found;
       times.push(performance.now() - t0);
       lookups++;
     }
