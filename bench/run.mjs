@@ -9,7 +9,7 @@
  * and bench/results/latest.md (latest-<scenarios>.md for a partial run). Loopback only;
  * every load run is bounded in time.
  *
- * Scenarios: hit, miss, mixed, local, seed, soak (all = hit miss mixed local seed).
+ * Scenarios: hit, store-hit, miss, mixed, local, seed, soak (all = hit store-hit miss mixed local seed).
  * Options:
  *   --duration <s>        seconds per measurement (default 10; 3 with --quick)
  *   --quick               short runs, 10k seed texts, a smaller warmed set
@@ -19,6 +19,8 @@
  *   --upstream-latency <ms>  fake upstream latency (default 20)
  *   --rounds <n>          hit: alternate server and ceiling n times, report the median (default 1)
  *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...)
+ *   --accept-encoding v   hit: the server's accept-encoding (default the OpenAI SDK's 'gzip, deflate, br';
+ *                         'none' sends none); each round also measures the server without it (identity)
  *   --profile             run the server under `node --cpu-prof` and summarise the profile
  *   --no-build            never rebuild dist/, even when src/ is newer
  *   --no-write            print only; write no files
@@ -35,14 +37,16 @@ import { profileMarkdown, summariseProfile } from './lib/profile.mjs';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = path.join(ROOT, 'bench');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
-const SCENARIOS = ['hit', 'miss', 'mixed', 'local', 'seed', 'soak'];
-const ALL = ['hit', 'miss', 'mixed', 'local', 'seed'];
+// What Node's fetch, hence the OpenAI SDK, sends on every request: the hit scenario sends it too.
+const SDK_ACCEPT_ENCODING = 'gzip, deflate, br';
+const SCENARIOS = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed', 'soak'];
+const ALL = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed'];
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
 function parseArgs(argv) {
-  const o = { rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
+  const o = { acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -64,6 +68,7 @@ function parseArgs(argv) {
     else if (a === '--profile') o.profile = true;
     else if (a === '--rounds') o.rounds = Math.round(num());
     else if (a === '--variants') o.variants = val().split(',').map((v) => v.trim()).filter(Boolean);
+    else if (a === '--accept-encoding') o.acceptEncoding = val() === 'none' ? null : argv[i];
     else if (a === '--no-build') o.build = false;
     else if (a === '--no-write') o.write = false;
     else if (a === '--help' || a === '-h') o.help = true;
@@ -79,7 +84,7 @@ function parseArgs(argv) {
   return o;
 }
 
-const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--profile] [--no-build] [--no-write]`;
+const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--no-build] [--no-write]`;
 
 // ---------------------------------------------------------------------------------------------
 // Build
@@ -396,6 +401,11 @@ async function scenarioHit(stack, o) {
     const again = await request(server.base, '/v1/embeddings', { key: stack.key, body: v.body });
     if (again.headers.get('x-cache') !== 'hit') throw new Error(`hit warm-up ${v.name}: second request was x-cache ${again.headers.get('x-cache')}`);
     v.responseBytes = again.body.length;
+    if (o.acceptEncoding) {
+      const res = await fetch(new URL('/v1/embeddings', server.base), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.key}`, 'accept-encoding': o.acceptEncoding }, body: v.body });
+      v.contentEncoding = res.headers.get('content-encoding') ?? 'identity';
+      await res.arrayBuffer();
+    }
     const file = path.join(stack.tmp, `static-${v.name}.json`);
     writeFileSync(file, again.body);
     bodies[v.name] = file;
@@ -405,6 +415,7 @@ async function scenarioHit(stack, o) {
   const ref = await stack.startReference('static-server.mjs', ['--bodies', bodiesFile], 'static ceiling server');
 
   const auth = { authorization: `Bearer ${stack.key}` };
+  const clientHeaders = o.acceptEncoding ? { ...auth, 'accept-encoding': o.acceptEncoding } : auth;
   const rows = [];
   for (const v of variants) {
     const fixed = { kind: 'fixed', body: v.body, inputsPerRequest: v.n };
@@ -416,18 +427,24 @@ async function scenarioHit(stack, o) {
       const tag = o.rounds > 1 ? ` (round ${k + 1}/${o.rounds})` : '';
       log(`hit ${v.name}: server${tag}`);
       const s0 = await stack.stats(server);
-      const srv = await stack.load({ label: `hit ${v.name} server`, url: server.base, path: '/v1/embeddings', headers: auth, duration: o.duration, workload: fixed, watch: [server.pid] });
+      const srv = await stack.load({ label: `hit ${v.name} server`, url: server.base, path: '/v1/embeddings', headers: clientHeaders, duration: o.duration, workload: fixed, watch: [server.pid] });
+      let ident = null;
+      if (o.acceptEncoding) {
+        log(`hit ${v.name}: server without accept-encoding (identity)${tag}`);
+        ident = await stack.load({ label: `hit ${v.name} identity`, url: server.base, path: '/v1/embeddings', headers: auth, duration: o.duration, workload: fixed, watch: [server.pid] });
+      }
       misses += statDelta(s0, await stack.stats(server)).misses;
       log(`hit ${v.name}: static ceiling${tag}`);
       const st = await stack.load({ label: `hit ${v.name} static`, url: ref.base, path: `/static/${v.name}`, headers: auth, duration: o.duration, workload: fixed, watch: [ref.pid] });
-      peaks.push({ server: srv, static: st, ratio: st.reqPerSec > 0 ? srv.reqPerSec / st.reqPerSec : null });
+      peaks.push({ server: srv, static: st, identity: ident, ratio: st.reqPerSec > 0 ? srv.reqPerSec / st.reqPerSec : null, identityRatio: ident?.reqPerSec > 0 ? srv.reqPerSec / ident.reqPerSec : null });
     }
     const { server: srv, static: st, ratio } = medianBy(peaks, (p) => p.ratio);
+    const identPick = o.acceptEncoding ? medianBy(peaks, (p) => p.identityRatio) : null;
     const half = Math.max(1, Math.floor(medianBy(peaks, (p) => p.server.reqPerSec).server.reqPerSec / 2));
     const halves = [];
     for (let k = 0; k < o.rounds; k++) {
       log(`hit ${v.name}: server, then static ceiling, paced at half of the server's peak (${half} req/s)`);
-      const hp = await stack.load({ label: `hit ${v.name} half`, url: server.base, path: '/v1/embeddings', headers: auth, duration: o.duration, rate: half, workload: fixed, watch: [server.pid] });
+      const hp = await stack.load({ label: `hit ${v.name} half`, url: server.base, path: '/v1/embeddings', headers: clientHeaders, duration: o.duration, rate: half, workload: fixed, watch: [server.pid] });
       const shp = await stack.load({ label: `hit ${v.name} static half`, url: ref.base, path: `/static/${v.name}`, headers: auth, duration: o.duration, rate: half, workload: fixed, watch: [ref.pid] });
       halves.push({ server: hp, static: shp });
     }
@@ -443,6 +460,11 @@ async function scenarioHit(stack, o) {
       static: st,
       ratio,
       roundRatios: peaks.map((p) => round(p.ratio, 3)),
+      acceptEncoding: o.acceptEncoding,
+      contentEncoding: v.contentEncoding,
+      identity: identPick?.identity ?? null,
+      identityRatio: identPick?.identityRatio ?? null,
+      roundIdentityRatios: o.acceptEncoding ? peaks.map((p) => round(p.identityRatio, 3)) : null,
       halfPeak: { rate: half, ...hp },
       staticAtHalfPeak: { rate: half, ...shp },
       roundHalfPeakP99: halves.map((h) => [h.server.latencyMs.p99, h.static.latencyMs.p99]),
@@ -460,7 +482,14 @@ async function scenarioHit(stack, o) {
   }
   const key = rows.find((r) => r.variant === 'n1-base64-768');
   const key1536 = rows.find((r) => r.variant === 'n1-base64-1536');
+  for (const r of rows) r.identityVsStatic = r.identity && r.static.reqPerSec > 0 ? r.identity.reqPerSec / r.static.reqPerSec : null;
   const targets = [key, key1536].filter(Boolean).flatMap((r) => [
+    ...(r.identity
+      ? [
+          { target: `hit ${r.variant}: with accept-encoding '${o.acceptEncoding}' >= 80 % of identity req/s`, value: `${fmtPct(r.identityRatio)} (sent as ${r.contentEncoding})`, met: r.identityRatio >= 0.8 },
+          { target: `hit ${r.variant}: identity >= 50 % of static ceiling req/s`, value: fmtPct(r.identityVsStatic), met: r.identityVsStatic >= 0.5 },
+        ]
+      : []),
     { target: `hit ${r.variant}: >= 50 % of static ceiling req/s`, value: `${fmtPct(r.ratio)} (by CPU per request: ${fmtPct(r.cpuRatio)})`, met: r.ratio >= 0.5 },
     {
       target: `hit ${r.variant}: p99 < 10 ms at half of peak (${fmtInt(r.halfPeak.rate)} req/s)`,
@@ -479,6 +508,19 @@ async function scenarioHit(stack, o) {
     ),
     '',
     '"ratio by CPU" = static CPU per request / server CPU per request: the req/s ratio the two would reach with a core each. "server CPU" is in % of one core over the measured window.',
+    ...(o.acceptEncoding
+      ? [
+          '',
+          `The server columns above are with \`accept-encoding: ${o.acceptEncoding}\` (the OpenAI SDK's); the static ceiling never compresses. The same server without accept-encoding, in the same rounds:`,
+          '',
+          '| request | sent as | server req/s, SDK headers | server req/s, identity | **SDK / identity** | server CPU µs/req, SDK / identity | identity / static |',
+          '|---|---|---:|---:|---:|---:|---:|',
+          ...rows.map(
+            (r) =>
+              `| ${r.inputs} × ${r.encoding} ${r.dims} | ${r.contentEncoding} | ${fmtInt(r.server.reqPerSec)} | ${fmtInt(r.identity?.reqPerSec)} | **${fmtPct(r.identityRatio)}** | ${fmtUs(r.server, server.pid)} / ${fmtUs(r.identity, server.pid)} | ${fmtPct(r.identityVsStatic)} |`,
+          ),
+        ]
+      : []),
     '',
     '| request | half of server peak, req/s | server p50 / p90 / p99 ms | static ceiling p50 / p90 / p99 ms at the same rate | server CPU |',
     '|---|---:|---:|---:|---:|',
@@ -489,7 +531,7 @@ async function scenarioHit(stack, o) {
     '',
     'Half peak: an evenly paced open-loop load at half the server\'s measured req/s, to the server and then to the static ceiling at that same rate; latency counted from when each request was due. The static column is the jitter the machine itself adds at that rate.',
     '',
-    busyNote(rows.flatMap((r) => [r.server, r.static, r.halfPeak, r.staticAtHalfPeak])),
+    busyNote(rows.flatMap((r) => [r.server, r.static, r.identity, r.halfPeak, r.staticAtHalfPeak].filter(Boolean))),
   ].join('\n');
   return { results: rows, markdown: md, targets };
 }
@@ -748,7 +790,108 @@ async function scenarioSoak(stack, o) {
   return { results: r, markdown: md };
 }
 
-const RUNNERS = { hit: scenarioHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak };
+/** Runs bench/lib/pg-lookups.mjs (the raw postgres.js reference) in its own process. */
+async function rawLookups(stack, cfg) {
+  const id = Math.random().toString(36).slice(2);
+  const cfgFile = path.join(stack.tmp, `pg-${id}.json`);
+  const resFile = path.join(stack.tmp, `pg-${id}.result.json`);
+  writeFileSync(cfgFile, JSON.stringify({ url: stack.pg.url, warmupS: stack.opts.warmup, ...cfg }));
+  const limitS = stack.opts.warmup + cfg.duration + 60;
+  const m0 = os.loadavg()[0];
+  await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(BENCH, 'lib', 'pg-lookups.mjs'), cfgFile, resFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pg-lookups ran past ${limitS} s`));
+    }, limitS * 1000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`pg-lookups exited with ${code}`));
+    });
+  });
+  return { ...JSON.parse(readFileSync(resFile, 'utf8')), loadAvg1: round(Math.max(m0, os.loadavg()[0]), 2) };
+}
+
+/**
+ * Hits served from PostgreSQL (HOT_CACHE_MB=0: every hit is a store lookup), against postgres.js
+ * looking the same rows up directly with as many in flight and the same pool size.
+ */
+async function scenarioStoreHit(stack, o) {
+  const poolSize = 10;
+  const server = await stack.startServer(
+    'store',
+    { HOT_CACHE_MB: '0', DATABASE_POOL_SIZE: String(poolSize), UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768' },
+    { profile: o.profile },
+  );
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
+  const model = MODELS[1536];
+  const rows = [];
+  try {
+    const [{ id: tenantId }] = await sql`SELECT id FROM tenants WHERE name = 'bench'`;
+    for (const n of [1, 64]) {
+      const name = `n${n}-base64-1536`;
+      const inputs = Array.from({ length: n }, (_, i) => text(`storehit${n}-${stack.nonce}`, i));
+      const body = JSON.stringify({ model, input: n === 1 ? inputs[0] : inputs, encoding_format: 'base64' });
+      const [{ t0 }] = await sql`SELECT now() AS t0`;
+      const first = await request(server.base, '/v1/embeddings', { key: stack.key, body });
+      if (first.status !== 200) throw new Error(`store-hit warm-up ${name}: ${first.status} ${first.body.toString().slice(0, 300)}`);
+      // Rows are written behind the response: wait (bounded) until all of them are there.
+      let stored = [];
+      for (let k = 0; k < 100 && stored.length < n; k++) {
+        stored = await sql`SELECT input_hash, model_version FROM embeddings WHERE tenant_id = ${tenantId} AND model = ${model} AND created_at >= ${t0}`;
+        if (stored.length < n) await sleep(100);
+      }
+      if (stored.length < n) throw new Error(`store-hit warm-up ${name}: ${stored.length} of ${n} rows stored`);
+      const again = await request(server.base, '/v1/embeddings', { key: stack.key, body });
+      if (again.headers.get('x-cache') !== 'hit') throw new Error(`store-hit warm-up ${name}: second request was x-cache ${again.headers.get('x-cache')}`);
+      // The reference at its best: statistics present (the server's lookup does not need them).
+      await sql`ANALYZE embeddings`;
+      const hashes = stored.map((r) => r.input_hash.toString('hex'));
+      const fixed = { kind: 'fixed', body, inputsPerRequest: n };
+      const rounds = [];
+      for (let k = 0; k < o.rounds; k++) {
+        const tag = o.rounds > 1 ? ` (round ${k + 1}/${o.rounds})` : '';
+        log(`store-hit ${name}: server, hot cache off${tag}`);
+        const s0 = await stack.stats(server);
+        const srv = await stack.load({ label: `store-hit ${name}`, url: server.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, duration: o.duration, workload: fixed, watch: [server.pid] });
+        const d = statDelta(s0, await stack.stats(server));
+        log(`store-hit ${name}: raw postgres.js ${n === 1 ? 'point' : '= ANY'} lookups${tag}`);
+        const raw = await rawLookups(stack, { poolSize, concurrency: o.connections, duration: o.duration, tenantId: Number(tenantId), model, modelVersion: stored[0].model_version, hashes, perLookup: n });
+        const ratio = raw.lookupsPerSec > 0 ? srv.reqPerSec / raw.lookupsPerSec : null;
+        rounds.push({ server: srv, raw, ratio, misses: d.misses });
+      }
+      const pick = medianBy(rounds, (r) => r.ratio);
+      rows.push({ variant: name, inputs: n, ...pick, roundRatios: rounds.map((r) => round(r.ratio, 3)), missesDuringRun: rounds.reduce((a, r) => a + r.misses, 0) });
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  const profiles = await stopAndProfile(server, o);
+  const targets = rows.map((r) => ({
+    target: `store-hit ${r.variant}: >= 80 % of raw postgres.js ${r.inputs === 1 ? 'point lookups/s' : '= ANY lookups/s'} (hot cache off)`,
+    value: fmtPct(r.ratio),
+    met: r.ratio >= 0.8,
+  }));
+  const md = [
+    `### store-hit: hits from PostgreSQL (HOT_CACHE_MB=0) vs postgres.js looking the same rows up directly (${o.connections} in flight, pool of ${poolSize}, ${o.duration} s each${o.rounds > 1 ? `, median of ${o.rounds} alternating rounds` : ''})`,
+    '',
+    '| request | server req/s | server vectors/s | raw lookups/s | raw vectors/s | **ratio** | server p50 / p99 ms | raw p50 / p99 ms | server CPU µs/req | raw client CPU µs/lookup | misses in run |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.inputs} × base64 1536 | ${fmtInt(r.server.reqPerSec)} | ${fmtInt(r.server.inputsPerSec)} | ${fmtInt(r.raw.lookupsPerSec)} | ${fmtInt(r.raw.vectorsPerSec)} | **${fmtPct(r.ratio)}** | ${fmtMs(r.server.latencyMs.p50)} / ${fmtMs(r.server.latencyMs.p99)} | ${fmtMs(r.raw.latencyMs.p50)} / ${fmtMs(r.raw.latencyMs.p99)} | ${fmtUs(r.server, server.pid)} | ${fmtInt(r.raw.clientCpuUsPerLookup)} | ${r.missesDuringRun} |`,
+    ),
+    '',
+    'Raw: one `input_hash = $4` query per lookup (1 input) or one `input_hash = ANY($4)` query for the 64 hashes, tenant, model and version as equalities, after `ANALYZE embeddings`; it runs in its own process, as the load generator does.',
+    '',
+    busyNote(rows.map((r) => r.server)),
+  ].join('\n');
+  return { results: rows, markdown: md + (profiles ? `\n\n${profiles.markdown}` : ''), targets };
+}
+
+const RUNNERS = { hit: scenarioHit, 'store-hit': scenarioStoreHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak };
 
 /** Stops a profiled server (so that it writes its profile) and summarises it. */
 async function stopAndProfile(server, o) {
@@ -808,7 +951,7 @@ async function main() {
   try {
     await stack.start();
     report.machine = machineInfo(stack.pg.version);
-    const needsMain = o.scenarios.some((s) => s !== 'local');
+    const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit');
     if (needsMain) {
       stack.main = await stack.startServer(
         'main',
@@ -818,7 +961,7 @@ async function main() {
       log(`server pid ${stack.main.pid} at ${stack.main.base}, RSS ${fmtMB(rssOf(stack.main.pid))}`);
     }
     for (const name of o.scenarios) {
-      const pid = name === 'local' ? null : stack.main.pid;
+      const pid = name === 'local' || name === 'store-hit' ? null : stack.main.pid;
       const before = pid ? rssOf(pid) : null;
       const t0 = performance.now();
       try {

@@ -59,6 +59,7 @@ const EnvSchema = z.object({
   EMBED_TOKENIZER_THREADS: positiveInt.max(64).optional(),
   EMBED_MAX_WAIT_MS: z.coerce.number().min(0).default(2),
   EMBED_MAX_QUEUE: positiveInt.default(10_000),
+  /** A local-model request fails after this long without progress (its batch computing, or the engine finishing batches while it is queued). */
   EMBED_TIMEOUT_MS: positiveInt.default(60_000),
   ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Signs tenant and admin JWTs; defaults to ADMIN_TOKEN. */
@@ -73,6 +74,10 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** OpenAI's limit; configurable. */
   MAX_INPUTS: positiveInt.default(2048),
+  /** Response compression: auto (never base64 embeddings; other bodies from COMPRESSION_MIN_BYTES, brotli-1 or gzip-1), gzip, br, off. */
+  COMPRESSION: z.enum(['auto', 'off', 'gzip', 'br'], { message: "must be 'auto', 'off', 'gzip' or 'br'" }).default('auto'),
+  /** Smallest response body compressed; default 65536 for auto, 4096 for gzip and br. */
+  COMPRESSION_MIN_BYTES: z.coerce.number().int().min(0).optional(),
   /** Request body limit in bytes. */
   BODY_LIMIT: positiveInt.default(32 * 1024 * 1024),
   /** In-process hot cache in front of Postgres, in megabytes (0 disables it). */
@@ -160,6 +165,7 @@ export interface Config {
   logFormat: Env['LOG_FORMAT'];
   maxInputs: number;
   bodyLimit: number;
+  compression: { mode: 'auto' | 'off' | 'gzip' | 'br'; minBytes: number };
   hotCacheBytes: number;
   storeLookupTimeoutMs: number;
   authCacheTtlMs: number;
@@ -264,6 +270,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logFormat: e.LOG_FORMAT,
     maxInputs: e.MAX_INPUTS,
     bodyLimit: e.BODY_LIMIT,
+    compression: { mode: e.COMPRESSION, minBytes: e.COMPRESSION_MIN_BYTES ?? (e.COMPRESSION === 'auto' ? 65536 : 4096) },
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
     storeLookupTimeoutMs: e.STORE_LOOKUP_TIMEOUT_MS,
     authCacheTtlMs: e.AUTH_CACHE_TTL_S * 1000,

@@ -212,6 +212,7 @@ export async function createServer(
     const app = await buildApp(
       {
         bodyLimit: config.bodyLimit,
+        compression: config.compression,
         maxInputs: config.maxInputs,
         auth: { authenticate: (h) => auth.authenticate(h), resolveTier: (name) => tiers.resolve(name), openTenant },
         limits: { limits },

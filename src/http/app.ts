@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import type { Logger } from '../log.js';
 import { accessLog } from './access-log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
+import { compressionPlugin, type CompressionOptions } from './compression.js';
 import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { limitsPlugin, type LimitsPluginOptions } from './limits-plugin.js';
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
@@ -22,6 +23,8 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Everything the app's plugins need, built by server.ts: each plugin gets its own part. */
 export interface AppOptions {
   bodyLimit: number;
+  /** Response compression (COMPRESSION, COMPRESSION_MIN_BYTES); default: auto, 64 KiB. */
+  compression?: CompressionOptions;
   auth: AuthPluginOptions;
   limits: LimitsPluginOptions;
   openai: Omit<OpenAiRoutesOptions, 'maxInputs'>;
@@ -60,8 +63,10 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
     void reply.header('x-request-id', request.id);
   });
-  // Level 1: big float responses compress well even so, and level 6 costs more CPU than it saves on a LAN.
-  await app.register(compress, { encodings: ['gzip', 'deflate'], threshold: 4096, zlibOptions: { level: 1 } });
+  // @fastify/compress only for request bodies sent compressed (as before); responses are
+  // compressed by compression.ts, which knows which bodies shrink (base64 embeddings do not).
+  await app.register(compress, { globalCompression: false, encodings: ['gzip', 'deflate'] });
+  await app.register(compressionPlugin, opts.compression ?? { mode: 'auto', minBytes: 64 * 1024 });
   await app.register(metricsRoutes, opts.metrics);
   await app.register(healthRoutes, opts.health);
   await app.register(

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Sql } from './db.js';
+import { analyseIfNeverAnalysed } from './embeddings.js';
 
 /** migrations/ at the package root, from src/store or dist/store alike. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -29,5 +30,7 @@ export async function migrate(sql: Sql, dir = MIGRATIONS_DIR): Promise<string[]>
       applied.push(file);
     }
   });
+  // A cache restored or loaded by other means has rows but no statistics: the lookup's plan needs them.
+  await analyseIfNeverAnalysed(sql);
   return applied;
 }

@@ -1,4 +1,5 @@
 import type { Sql } from './db.js';
+import { noteRowsWritten } from './embeddings.js';
 
 /** One exported cache row: everything but the tenant, which the importer chooses. */
 export interface ExportedRow {
@@ -42,5 +43,7 @@ export async function importRows(sql: Sql, tenantId: number, rows: ExportedRow[]
     return { tenant_id: tenantId, model: r.model, model_version: r.model_version, input_hash: Buffer.from(r.input_hash, 'hex'), dims: r.dims, vector, tokens: r.tokens };
   });
   const res = await sql`INSERT INTO embeddings ${sql(values)} ON CONFLICT DO NOTHING`;
+  // A bulk import is the classic way to outgrow the statistics.
+  await noteRowsWritten(sql, res.count);
   return res.count;
 }

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DomainError } from '../../core/errors.js';
-import { Batcher, takeBatch, type BatcherConfig, type Entry } from './batcher.js';
+import { Batcher, chooseLane, PRIORITY_STREAK, takeBatch, timeoutDueIn, type BatcherConfig, type Entry } from './batcher.js';
 import type { BatchRunner } from './session.js';
 
 /** A runner that records its batches, answers [length, first id] per sequence, and can be held. */
@@ -244,5 +244,110 @@ describe('Batcher', () => {
     await expect(queued).rejects.toMatchObject({ kind: 'shutting_down' });
     await expect(batcher.submit([seq(2, 2)])).rejects.toMatchObject({ kind: 'shutting_down' });
     expect(runner.batches).toHaveLength(0);
+  });
+});
+
+describe('chooseLane', () => {
+  it('serves the priority lane first, and bulk when the priority lane is empty', () => {
+    expect(chooseLane(true, true, 0)).toBe('priority');
+    expect(chooseLane(true, false, 100)).toBe('priority');
+    expect(chooseLane(false, true, 0)).toBe('bulk');
+    expect(chooseLane(false, false, 0)).toBeNull();
+  });
+  it('lets one bulk batch go after PRIORITY_STREAK priority batches in a row while bulk waits', () => {
+    expect(chooseLane(true, true, PRIORITY_STREAK - 1)).toBe('priority');
+    expect(chooseLane(true, true, PRIORITY_STREAK)).toBe('bulk');
+  });
+});
+
+describe('timeoutDueIn', () => {
+  it('does not count time queued while the engine keeps finishing batches', () => {
+    // Submitted at 0, queued behind bulk work; the engine finished a batch at 950.
+    expect(timeoutDueIn(1000, 100, 0, 950, false)).toBe(50);
+    expect(timeoutDueIn(1000, 100, 0, 900, false)).toBe(0);
+  });
+  it('counts from the request’s own batch while it computes, whatever the engine does elsewhere', () => {
+    expect(timeoutDueIn(1000, 100, 800, 990, true)).toBe(-100);
+    expect(timeoutDueIn(1000, 100, 950, 0, true)).toBe(50);
+  });
+  it('counts from the request’s last progress when that is later than the engine’s', () => {
+    expect(timeoutDueIn(1000, 100, 980, 500, false)).toBe(80);
+  });
+});
+
+describe('Batcher lanes and deadlines', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('runs a single text queued behind a bulk request in the next batch, before the bulk remainder', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxBatchSize: 2, maxWaitMs: 0 });
+    runner.hold();
+    const bulk = batcher.submit(Array.from({ length: 12 }, (_, i) => seq(100 + i, 2)));
+    await tick();
+    expect(runner.batches).toHaveLength(1);
+    const single = batcher.submit([seq(1, 2)]);
+    expect(batcher.stats().priorityQueueDepth).toBe(1);
+    runner.release();
+    await expect(single).resolves.toHaveLength(1);
+    expect(runner.batches[1]).toEqual([seq(1, 2)]);
+    await expect(bulk).resolves.toHaveLength(12);
+  });
+
+  it('does not starve bulk work: after PRIORITY_STREAK priority batches one bulk batch runs', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxBatchSize: 1, maxWaitMs: 0 });
+    runner.hold();
+    const first = batcher.submit([seq(900, 2)]); // runs at once, held
+    await tick();
+    const bulk = batcher.submit(Array.from({ length: 9 }, (_, i) => seq(100 + i, 2)));
+    const singles = Array.from({ length: PRIORITY_STREAK + 2 }, (_, i) => batcher.submit([seq(1 + i, 2)]));
+    runner.release();
+    await Promise.all([first, bulk, ...singles]);
+    const firsts = runner.batches.map((b) => b[0][0]);
+    // The held one, then PRIORITY_STREAK - 1 more singles (the held batch counted towards the streak), one bulk, the rest of the singles.
+    expect(firsts.slice(0, PRIORITY_STREAK + 1)).toEqual([900, 1, 2, 3, 100]);
+    expect(firsts.slice(PRIORITY_STREAK + 1, PRIORITY_STREAK + 4)).toEqual([4, 5, 6]);
+  });
+
+  it('sends requests larger than priorityMaxInputs to the bulk lane, and 0 turns the lane off', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxBatchSize: 1, maxWaitMs: 0, priorityMaxInputs: 0 });
+    runner.hold();
+    const bulk = batcher.submit([seq(100, 2), seq(101, 2), seq(102, 2)]);
+    await tick();
+    const single = batcher.submit([seq(1, 2)]);
+    expect(batcher.stats().priorityQueueDepth).toBe(0);
+    runner.release();
+    await Promise.all([bulk, single]);
+    expect(runner.batches.map((b) => b[0][0])).toEqual([100, 101, 102, 1]);
+  });
+
+  it('never fails a request for time queued while batches keep finishing, and fails it once nothing moves', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxBatchSize: 1, maxWaitMs: 0, timeoutMs: 100 });
+    runner.hold();
+    const bulk = batcher.submit(Array.from({ length: 10 }, (_, i) => seq(100 + i, 2)));
+    const queued = batcher.submit([seq(1, 2)]);
+    let settled = false;
+    void Promise.allSettled([bulk, queued]).then(() => (settled = true));
+    // Ten batches of 60 ms each: 660 ms in all, far past timeoutMs, but every batch finishes in time.
+    for (let k = 0; k < 11 && !settled; k++) {
+      await vi.advanceTimersByTimeAsync(60);
+      runner.release();
+      runner.hold();
+      await vi.advanceTimersByTimeAsync(0);
+    }
+    await expect(bulk).resolves.toHaveLength(10);
+    await expect(queued).resolves.toHaveLength(1);
+    expect(batcher.stats().timedOut).toBe(0);
+    // Now the engine is stuck (held): a new request fails after timeoutMs without progress.
+    const stuck = batcher.submit([seq(2, 2)]);
+    const outcome = stuck.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await outcome).toMatchObject({ kind: 'timeout' });
+    runner.release();
   });
 });

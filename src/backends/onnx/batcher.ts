@@ -20,8 +20,17 @@ export interface BatcherConfig {
   maxWaitMs: number;
   /** Entries (inputs) that may wait; a request that would overflow it is refused as `overloaded` (with a retry hint). */
   maxQueue: number;
-  /** A request not answered in this time fails with `timeout` and its queued entries are dropped. */
+  /**
+   * A request fails with `timeout` (its queued entries dropped) when nothing it waits on has moved
+   * for this long: its own batch computing, or, while it is only queued, the engine finishing
+   * batches. Time spent queued behind work that progresses never counts (see timeoutDueIn).
+   */
   timeoutMs: number;
+  /**
+   * Requests of at most this many inputs go to the priority lane: interactive single texts are
+   * not stuck behind a bulk ingestion (see chooseLane). Default 8; 0 turns the lane off.
+   */
+  priorityMaxInputs?: number;
 }
 
 export interface BatcherStats {
@@ -43,6 +52,8 @@ export interface BatcherStats {
   rejectedFull: number;
   /** Requests that timed out. */
   timedOut: number;
+  /** Entries waiting in the priority lane (small requests). */
+  priorityQueueDepth: number;
   /** Sizes of the most recent batches, oldest first. */
   lastBatchSizes: number[];
   /** Padded tokens (longest × size) of the same batches. */
@@ -68,6 +79,10 @@ class QueuedRequest {
   queuedEntries: number;
   queuedTokens = 0;
   done = false;
+  /** Entries of it in a running batch. */
+  runningEntries = 0;
+  /** Last time something of it moved (submitted, a batch of it started, a vector came back). */
+  progressAt: number;
   private remaining: number;
   private readonly cleanups: (() => void)[] = [];
 
@@ -80,6 +95,7 @@ class QueuedRequest {
     this.results = new Array<Float32Array>(size);
     this.remaining = size;
     this.queuedEntries = size;
+    this.progressAt = performance.now();
   }
 
   onCleanup(fn: () => void): void {
@@ -111,6 +127,34 @@ const RECENT_BATCHES = 16;
 
 /** How far past the oldest entry takeBatch looks for similar lengths, in batches. */
 const WINDOW_BATCHES = 4;
+
+/** Priority batches in a row while bulk work waits, before one bulk batch goes (no starvation). */
+export const PRIORITY_STREAK = 4;
+
+export type Lane = 'priority' | 'bulk';
+
+/**
+ * Which lane the next batch is cut from: the priority lane first, except that after
+ * PRIORITY_STREAK priority batches in a row with bulk entries waiting, one bulk batch goes.
+ */
+export function chooseLane(priorityQueued: boolean, bulkQueued: boolean, priorityStreak: number): Lane | null {
+  if (priorityQueued && (!bulkQueued || priorityStreak < PRIORITY_STREAK)) return 'priority';
+  if (bulkQueued) return 'bulk';
+  return null;
+}
+
+/**
+ * Milliseconds until a request times out (<= 0: now). The clock runs from the last time
+ * something it waits on moved: while a batch of it computes, from when that batch started or
+ * last delivered a vector of it; while it is only queued, from its own last progress or the
+ * engine's last finished batch, whichever is later. A request queued behind a 2048-text
+ * ingestion therefore waits as long as the engine keeps finishing batches, and still fails
+ * when the engine is stuck.
+ */
+export function timeoutDueIn(now: number, timeoutMs: number, requestProgressAt: number, engineProgressAt: number, running: boolean): number {
+  const since = running ? requestProgressAt : Math.max(requestProgressAt, engineProgressAt);
+  return since + timeoutMs - now;
+}
 
 /**
  * Cuts the next batch out of `queue` (mutated). The oldest live entry always goes, so nothing
@@ -149,7 +193,11 @@ export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: 
 }
 
 export class Batcher {
-  private readonly queue: Entry[] = [];
+  private readonly lanes: Record<Lane, Entry[]> = { priority: [], bulk: [] };
+  private priorityStreak = 0;
+  /** When the engine last finished a batch (ms, monotonic). */
+  private engineProgressAt = performance.now();
+  private readonly priorityMaxInputs: number;
   private live = { entries: 0, tokens: 0 };
   /** Requests announced by expect() and not yet submitted (being tokenised). */
   private incoming = 0;
@@ -172,6 +220,7 @@ export class Batcher {
     this.idle = Array.isArray(runners) ? [...runners] : [runners as BatchRunner];
     if (this.idle.length === 0) throw new Error('batcher: at least one runner');
     this.runners = this.idle.length;
+    this.priorityMaxInputs = config.priorityMaxInputs ?? 8;
   }
 
   private readonly runners: number;
@@ -204,9 +253,10 @@ export class Batcher {
       // Shortest first: a big request's neighbours in the queue have similar lengths, so the
       // batches cut from it carry little padding.
       const order = sequences.map((_, i) => i).sort((a, b) => sequences[a].length - sequences[b].length);
+      const lane = this.lanes[sequences.length <= this.priorityMaxInputs ? 'priority' : 'bulk'];
       for (const index of order) {
         const ids = sequences[index];
-        this.queue.push({ ids, request, index, queuedAt: now });
+        lane.push({ ids, request, index, queuedAt: now });
         request.queuedTokens += ids.length;
       }
       this.live.entries += sequences.length;
@@ -234,6 +284,7 @@ export class Batcher {
   stats(): BatcherStats {
     return {
       queueDepth: this.live.entries,
+      priorityQueueDepth: this.lanes.priority.filter((e) => !e.request.done).length,
       queuedTokens: this.live.tokens,
       running: this.inFlight > 0,
       inFlight: this.inFlight,
@@ -248,20 +299,30 @@ export class Batcher {
     this.closed = true;
     clearTimeout(this.timer);
     const gone = shuttingDown();
-    for (const entry of this.queue) entry.request.fail(gone);
-    this.queue.length = 0;
+    for (const queue of Object.values(this.lanes)) {
+      for (const entry of queue) entry.request.fail(gone);
+      queue.length = 0;
+    }
   }
 
+  /** Arms the request's deadline; when it fires while the request (or the engine) still moves, it is armed again. */
   private watch(request: QueuedRequest): void {
-    const timeout = setTimeout(() => {
+    let timer: NodeJS.Timeout;
+    const check = () => {
+      const dueIn = timeoutDueIn(performance.now(), this.config.timeoutMs, request.progressAt, this.engineProgressAt, request.runningEntries > 0);
+      if (dueIn > 0) {
+        timer = setTimeout(check, dueIn);
+        return;
+      }
       this.counters.timedOut++;
       request.fail(
-        new DomainError('timeout', `The local model did not answer within ${this.config.timeoutMs} ms; retry later.`, {
+        new DomainError('timeout', `The local model made no progress on this request for ${this.config.timeoutMs} ms (EMBED_TIMEOUT_MS); retry later.`, {
           retryAfterSeconds: this.retryAfterSeconds(),
         }),
       );
-    }, this.config.timeoutMs);
-    request.onCleanup(() => clearTimeout(timeout));
+    };
+    timer = setTimeout(check, this.config.timeoutMs);
+    request.onCleanup(() => clearTimeout(timer));
   }
 
   /** A settled request's queued entries no longer count; they are skipped when reached. */
@@ -274,8 +335,9 @@ export class Batcher {
 
   /** Starts batches while a runner is free and one is due, else arms the wait timer. */
   private pump(): void {
-    while (this.idle.length > 0 && !this.closed && this.queue.length > 0) {
-      const waited = performance.now() - this.queue[0].queuedAt;
+    while (this.idle.length > 0 && !this.closed && (this.lanes.priority.length > 0 || this.lanes.bulk.length > 0)) {
+      const oldest = Math.min(this.lanes.priority[0]?.queuedAt ?? Infinity, this.lanes.bulk[0]?.queuedAt ?? Infinity);
+      const waited = performance.now() - oldest;
       const full = this.live.tokens >= this.config.maxBatchTokens || this.live.entries >= this.config.maxBatchSize;
       if (!(full || waited >= this.config.maxWaitMs || this.incoming === 0)) {
         this.arm(waited);
@@ -296,35 +358,50 @@ export class Batcher {
     }
   }
 
-  /** Cuts a batch and runs it on `runner`; false (runner returned) when only dead entries were left. */
+  /** Cuts a batch (lane by chooseLane) and runs it on `runner`; false (runner returned) when only dead entries were left. */
   private runNext(runner: BatchRunner): boolean {
-    const { batch, skipped } = takeBatch(this.queue, this.config.maxBatchTokens, this.config.maxBatchSize);
-    this.counters.skipped += skipped;
-    if (batch.length === 0) {
-      this.idle.push(runner);
-      return false;
+    for (;;) {
+      const lane = chooseLane(this.lanes.priority.length > 0, this.lanes.bulk.length > 0, this.priorityStreak);
+      if (lane === null) break;
+      const { batch, skipped } = takeBatch(this.lanes[lane], this.config.maxBatchTokens, this.config.maxBatchSize);
+      this.counters.skipped += skipped;
+      if (batch.length === 0) continue; // only dead entries in that lane: they are gone now
+      this.priorityStreak = lane === 'priority' ? this.priorityStreak + 1 : 0;
+      void this.run(runner, batch);
+      return true;
     }
-    void this.run(runner, batch);
-    return true;
+    this.idle.push(runner);
+    return false;
   }
 
   private async run(runner: BatchRunner, batch: Entry[]): Promise<void> {
+    const started = performance.now();
     for (const entry of batch) {
+      entry.request.runningEntries++;
+      entry.request.progressAt = started;
       entry.request.queuedEntries--;
       entry.request.queuedTokens -= entry.ids.length;
       this.live.entries--;
       this.live.tokens -= entry.ids.length;
     }
     this.record(batch);
-    const started = performance.now();
     try {
       const vectors = await runner.run(batch.map((e) => e.ids));
       if (vectors.length !== batch.length) throw new Error(`model returned ${vectors.length} vectors for ${batch.length} inputs`);
-      this.observeRate(batch.length, performance.now() - started);
+      const now = performance.now();
+      this.observeRate(batch.length, now - started);
+      this.engineProgressAt = now;
       this.counters.embeddings += batch.length;
-      batch.forEach((entry, i) => entry.request.deliver(entry.index, vectors[i]));
+      batch.forEach((entry, i) => {
+        entry.request.runningEntries--;
+        entry.request.progressAt = now;
+        entry.request.deliver(entry.index, vectors[i]);
+      });
     } catch (err) {
-      for (const entry of batch) entry.request.fail(err);
+      for (const entry of batch) {
+        entry.request.runningEntries--;
+        entry.request.fail(err);
+      }
     } finally {
       this.idle.push(runner);
       this.pump();

@@ -23,7 +23,10 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAiRoutesOptio
     const inputs = parseInput(body.input, maxInputs);
     const outcome = await requests.run(request.tenant, request.tier, { model: body.model, inputs, dimensions: body.dimensions, taskType: body.task_type });
     void reply.headers(storeHeaders(request, outcome)).header('x-cache', cacheResult(outcome)).type('application/json');
-    return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, body.encoding_format ?? 'float', body.dimensions, outcome.spec.dimensionsMethod, vectorTexts);
+    const format = body.encoding_format ?? 'float';
+    // float32 noise in base64 barely shrinks: compression.ts leaves it alone in `auto`.
+    reply.incompressible = format === 'base64';
+    return encodeEmbeddingsResponse(body.model, outcome.items, outcome.promptTokens, format, body.dimensions, outcome.spec.dimensionsMethod, vectorTexts);
   });
 
   app.get('/models', async (request) => ({
