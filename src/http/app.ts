@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import compress from '@fastify/compress';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
 import { accessLog } from './access-log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
@@ -51,7 +51,7 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     bodyLimit: opts.bodyLimit,
     ...errorServerOptions(),
     // One line per request from accessLog instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Keep a caller's x-request-id (when sane) so logs on both sides line up.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
