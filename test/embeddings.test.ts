@@ -213,6 +213,24 @@ describe('errors', () => {
     const res = await post({ model: 'no-such-model', input: 'x' });
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toMatchObject({ code: 'model_not_found', param: 'model', type: 'invalid_request_error' });
+    // ...listing the models this caller can use
+    expect(res.json().error.message).toMatch(/Models you can use: text-embedding-3-small, text-embedding-3-large, text-embedding-ada-002\./);
+  });
+
+  it('says how to configure a model where the server has none', async () => {
+    const bare = await startTestServer({ backends: [] });
+    try {
+      const res = await bare.server.app.inject({
+        method: 'POST',
+        url: '/v1/embeddings',
+        headers: { authorization: `Bearer ${await bare.key('lonely')}` },
+        payload: { model: 'text-embedding-3-small', input: 'x' },
+      });
+      expect(res.statusCode).toBe(404);
+      expect(res.json().error.message).toMatch(/No model is configured.*UPSTREAM_BASE_URL.*MODEL_DIR.*models pull/);
+    } finally {
+      await bare.close();
+    }
   });
 
   it.each([

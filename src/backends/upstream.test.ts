@@ -48,3 +48,33 @@ describe('upstream failures keep their meaning as domain errors', () => {
     expect(mapUpstreamError(new APIConnectionError({ message: 'ECONNREFUSED' }), operator).kind).toBe('upstream_unreachable');
   });
 });
+
+describe('UpstreamEmbedder.ready() reflects recent calls', () => {
+  it('turns false after 3 consecutive failed calls in the last minute, true again after a success or once they are old', async () => {
+    const { startFakeUpstream } = await import('../testing/fake-upstream.js');
+    const { UpstreamEmbedder } = await import('./upstream.js');
+    const fake = await startFakeUpstream();
+    let now = 1_000_000;
+    const up = new UpstreamEmbedder({ baseUrl: fake.url, apiKey: 'k', models: ['text-embedding-3-small'], maxBatch: 100, timeoutMs: 5000, maxRetries: 0, now: () => now });
+    const call = () => up.embed('text-embedding-3-small', [{ kind: 'text', text: 'x' }]);
+    try {
+      expect(await up.ready()).toBe(true);
+      fake.failNext(500, 3);
+      for (let i = 0; i < 2; i++) await expect(call()).rejects.toMatchObject({ kind: 'upstream_unreachable' });
+      expect(await up.ready()).toBe(true);
+      await expect(call()).rejects.toMatchObject({ kind: 'upstream_unreachable' });
+      expect(await up.ready()).toBe(false);
+      now += 60_001;
+      expect(await up.ready()).toBe(true);
+      now -= 60_001;
+      await call();
+      expect(await up.ready()).toBe(true);
+      // The caller's own mistakes (a 400) say nothing about the provider's health.
+      fake.failNext(400, 3);
+      for (let i = 0; i < 3; i++) await expect(call()).rejects.toMatchObject({ kind: 'invalid_input' });
+      expect(await up.ready()).toBe(true);
+    } finally {
+      await fake.close();
+    }
+  });
+});

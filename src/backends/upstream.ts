@@ -27,7 +27,15 @@ export interface UpstreamOptions {
   provider?: string;
   /** Whose key this is: errors tell a tenant to fix its own key, or point at the operator. Default 'operator'. */
   owner?: 'tenant' | 'operator';
+  /** ready() turns false after this many consecutive failed calls (unreachable, timeout, key refused). Default 3. */
+  unhealthyAfter?: number;
+  /** ...when the last of them is at most this old; older failures are forgotten. Default 60 000 ms. */
+  unhealthyWindowMs?: number;
+  now?: () => number;
 }
+
+/** Failures that say the provider itself is unwell or misconfigured (not the caller's input). */
+const HEALTH_FAILURES = new Set(['upstream_unreachable', 'upstream_timeout', 'upstream_refused']);
 
 /**
  * Any OpenAI-compatible /v1/embeddings, through the official client. Asks for base64 so the
@@ -38,6 +46,9 @@ export class UpstreamEmbedder implements Embedder {
   private readonly client: OpenAI;
   private readonly specs: ModelSpec[];
   private readonly who: Who;
+  /** Consecutive failed calls and when the last one ended: what ready() reports on. */
+  private failures = 0;
+  private lastFailureAt = 0;
 
   constructor(private readonly opts: UpstreamOptions) {
     this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch ?? leanFetch() });
@@ -94,8 +105,14 @@ export class UpstreamEmbedder implements Embedder {
         { model, input: input as string[] | number[][], encoding_format: 'base64' },
       );
     } catch (err) {
-      throw mapUpstreamError(err, this.who);
+      const mapped = mapUpstreamError(err, this.who);
+      if (HEALTH_FAILURES.has(mapped.kind)) {
+        this.failures++;
+        this.lastFailureAt = (this.opts.now ?? Date.now)();
+      }
+      throw mapped;
     }
+    this.failures = 0;
     if (!Array.isArray(res.data) || res.data.length !== inputs.length) {
       throw new DomainError('upstream_invalid_response', `The provider ${this.who.provider} returned ${res.data?.length ?? 0} embeddings for ${inputs.length} inputs.`, {
         ...this.who,
@@ -112,8 +129,13 @@ export class UpstreamEmbedder implements Embedder {
     return { vectors, tokens };
   }
 
+  /**
+   * False after `unhealthyAfter` consecutive failed calls, the last within `unhealthyWindowMs`;
+   * true again after one success (or once the window has passed, so a quiet server retries).
+   */
   async ready(): Promise<boolean> {
-    return true;
+    const recent = (this.opts.now ?? Date.now)() - this.lastFailureAt <= (this.opts.unhealthyWindowMs ?? 60_000);
+    return !(recent && this.failures >= (this.opts.unhealthyAfter ?? 3));
   }
 
   async close(): Promise<void> {}
