@@ -91,6 +91,7 @@ program
       closing = true;
       logger.info({ signal }, 'shutting down: finishing requests, flushing counters');
       try {
+        await removeServerFile(cfg.dataDir);
         await server.close();
         process.exit(0);
       } catch (err) {
@@ -106,7 +107,6 @@ program
     if (addr && typeof addr === 'object') {
       const host = addr.family === 'IPv6' ? `[${addr.address === '::' ? '::1' : addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
       const file = await writeServerFile(cfg.dataDir, { url: `http://${host}:${addr.port}`, pid: process.pid, database: resolveDatabase(cfg).display, auth_disabled: cfg.authDisabled });
-      server.app.addHook('onClose', async () => removeServerFile(cfg.dataDir));
       logger.info({ file }, 'CLI commands on this DATA_DIR find the server through this file');
     }
   });
