@@ -457,8 +457,10 @@ program
   .action((o: { tenant: string; file?: string }) =>
     withDb(async (db) => {
       const t = await ensureTenant(db.sql, o.tenant, config().defaultTier);
+      // Counted before the reader opens: lines read while we awaited the count would be lost.
+      const total = o.file ? await countLines(o.file) : null;
       const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
-      const progress = startProgress({ label: 'import', unit: 'rows', total: o.file ? await countLines(o.file) : null });
+      const progress = startProgress({ label: 'import', unit: 'rows', total });
       let batch: ExportedRow[] = [];
       let read = 0;
       let inserted = 0;
