@@ -271,11 +271,11 @@ describe('errors', () => {
     const slow = await startTestServer({ env: { UPSTREAM_TIMEOUT_MS: '100' }, fakeLatencyMs: 1000 });
     try {
       const k = await slow.key('patient');
-      const started = Date.now();
+      // The fake answers after 1 s, with vectors: a 504 can only come from our 100 ms deadline
+      // (no wall-clock bound, which a loaded machine breaks).
       const res = await slow.server.app.inject({ method: 'POST', url: '/v1/embeddings', headers: { authorization: `Bearer ${k}` }, payload: { model: 'text-embedding-3-small', input: 'slow' } });
       expect(res.statusCode).toBe(504);
       expect(res.json().error.code).toBe('upstream_timeout');
-      expect(Date.now() - started).toBeLessThan(900);
     } finally {
       await slow.close();
     }
