@@ -78,3 +78,17 @@ describe('UpstreamEmbedder.ready() reflects recent calls', () => {
     }
   });
 });
+
+describe('an upstream without a key', () => {
+  it('is served (UPSTREAM_BASE_URL alone: a local OpenAI-compatible server needs none)', async () => {
+    const { startFakeUpstream } = await import('../testing/fake-upstream.js');
+    const { UpstreamEmbedder } = await import('./upstream.js');
+    const fake = await startFakeUpstream();
+    try {
+      const up = new UpstreamEmbedder({ baseUrl: fake.url, apiKey: '', models: ['text-embedding-3-small'], maxBatch: 10, timeoutMs: 5000, maxRetries: 0 });
+      expect((await up.embed('text-embedding-3-small', [{ kind: 'text', text: 'x' }])).vectors).toHaveLength(1);
+    } finally {
+      await fake.close();
+    }
+  });
+});

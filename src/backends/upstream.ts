@@ -51,7 +51,9 @@ export class UpstreamEmbedder implements Embedder {
   private lastFailureAt = 0;
 
   constructor(private readonly opts: UpstreamOptions) {
-    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey, timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch ?? leanFetch() });
+    // A keyless upstream (a local TEI, Ollama, the fake) is fine: the SDK refuses an empty key
+    // at construction ("Missing credentials"), so it gets a placeholder the server ignores.
+    this.client = new OpenAI({ baseURL: opts.baseUrl, apiKey: opts.apiKey || 'no-key-configured', timeout: opts.timeoutMs, maxRetries: opts.maxRetries, fetch: opts.fetch ?? leanFetch() });
     // The same provider host gives the same vectors, whoever's key asked: rows can be shared.
     const host = new URL(opts.baseUrl).host;
     const version = opts.version ?? `api:${host}`;
