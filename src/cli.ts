@@ -55,8 +55,11 @@ const MUTATING_COMMANDS = new Set([
 let mutatingCommand = false;
 
 /** Says on stderr which database a command acts on (mutating commands always, others with --verbose). */
+let announced = false;
 function announceDatabase(cfg: Config, mutating: boolean): void {
-  if (mutating || mutatingCommand || verbose) console.error(`database: ${resolveDatabase(cfg).display}`);
+  if (announced || !(mutating || mutatingCommand || verbose)) return;
+  announced = true; // once per command, however often it opens the database
+  console.error(`database: ${resolveDatabase(cfg).display}`);
 }
 
 /**
