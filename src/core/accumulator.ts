@@ -45,9 +45,14 @@ export class Accumulator<V> {
     return this.pending.size;
   }
 
-  /** Writes what is pending now; concurrent calls share one write. */
+  /**
+   * Writes what is pending now. A write already under way (the interval's) carries only the
+   * entries it took: wait for it, then write the rest, so `await flush()` means everything added
+   * before the call is stored (the stats route and tests rely on that; returning the in-flight
+   * write alone made them depend on the interval's timing).
+   */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
+    if (this.flushing) return this.flushing.then(() => this.flush());
     if (this.pending.size === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = new Map();
