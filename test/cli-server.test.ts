@@ -51,12 +51,14 @@ beforeAll(async () => {
   });
   // The server writes DATA_DIR/server.json once it listens (port 0: the file says which port).
   const file = path.join(dataDir, 'server.json');
-  for (let i = 0; i < 600 && !existsSync(file); i++) {
+  // Bounded, and generous: in a full run on a loaded 2-core machine tsx + PGlite took over 60 s.
+  for (let i = 0; i < 2400 && !existsSync(file); i++) {
     if (server.exitCode !== null) throw new Error(`serve exited with ${server.exitCode}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+  if (!existsSync(file)) throw new Error(`serve did not write ${file} within 240 s`);
   url = (JSON.parse(readFileSync(file, 'utf8')) as { url: string }).url;
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   if (server && server.exitCode === null) {
