@@ -16,6 +16,7 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+COPY data ./data
 COPY scripts/model/optimize.py ./scripts/model/optimize.py
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -25,6 +25,8 @@ import type { BackendKind } from './core/domain.js';
 import { countLines, startProgress } from './cli/progress.js';
 import { findRunningServer, removeServerFile, writeServerFile } from './cli/server-file.js';
 import { serverBatchRunner } from './cli/seed-remote.js';
+import { createAccountService } from './admin/accounts.js';
+import { AuthLimits } from './limits/auth-limits.js';
 
 const program = new Command('embedding-cache')
   .description('OpenAI-compatible embeddings proxy with a tenant-namespaced Postgres cache.\nConfiguration comes from the environment: see README.md (HOST, PORT, DATA_DIR, DATABASE_URL, UPSTREAM_BASE_URL, MODEL_DIR, ...).')
@@ -48,6 +50,7 @@ const MUTATING_COMMANDS = new Set([
   'tokens tenant',
   'tokens admin',
   'tiers set',
+  'accounts revoke',
   'clear',
   'seed',
   'import',
@@ -85,7 +88,7 @@ program
   .description('start the HTTP server (the default `npm start`)')
   .action(async () => {
     const cfg = config();
-    const logger = createLogger(cfg.logLevel);
+    const logger = createLogger(cfg.logLevel, cfg.logFormat);
     const { createServer } = await import('./server.js');
     const server = await createServer(cfg, logger);
     let closing = false;
@@ -268,6 +271,33 @@ tokens
   .description('mint an admin token for the admin API')
   .option('--ttl <seconds>', 'lifetime', '3600')
   .action((o: { ttl: string }) => withAdmin(async (admin) => console.log((await admin.mintAdminToken({ ttl_seconds: numberFromText(o.ttl) as number })).token)));
+
+const accountsCmd = program.command('accounts').description('self-service accounts (SIGNUP_ENABLED): list them, end their sessions');
+/** The account verbs over this database (the CLI never logs anyone in, so in-process limits suffice). */
+const accountService = (db: Database) => {
+  const cfg = config();
+  const limits = new AuthLimits(null, cfg.redisPrefix, { perAddress: 1, perEmail: 1, windowSeconds: 1 });
+  // Like the admin verbs' onChange here: where the broadcast to running servers will go.
+  return createAccountService({ sql: db.sql, config: cfg, limits: { signup: limits, login: limits }, onChange: () => {} });
+};
+accountsCmd.command('list').action(() =>
+  withDb(async (db) => {
+    console.log(['email', 'tenant', 'tier', 'created', 'last login', 'live sessions'].join('\t'));
+    for (const a of await accountService(db).list()) {
+      console.log([a.email, a.tenant, a.tier, a.created_at, a.last_login_at ?? '', a.live_sessions].join('\t'));
+    }
+  }),
+);
+accountsCmd
+  .command('revoke')
+  .description("end every session of an account: its refresh tokens are revoked and its tenant JWTs issued until now refused (its API keys stay: `keys revoke`)")
+  .requiredOption('--email <email>', 'the account')
+  .action((o: { email: string }) =>
+    withDb(async (db) => {
+      const r = await accountService(db).revoke({ email: o.email });
+      console.log(`Revoked ${r.sessions_revoked} session(s) of ${r.email} (tenant ${r.tenant}). Servers forget cached tokens within AUTH_CACHE_TTL_S.`);
+    }),
+  );
 
 const tiersCmd = program.command('tiers').description('tiers and their limits');
 tiersCmd.command('list').action(() =>

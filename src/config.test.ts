@@ -33,4 +33,10 @@ describe('configuration', () => {
     expect(c.port).toBe(8080);
     expect(c.upstream.models).toEqual(['a', 'b', 'c']);
   });
+
+  it('keeps signup off by default and refuses it without a secret to sign logins', () => {
+    expect(loadConfig({}).accounts.signupEnabled).toBe(false);
+    expect(() => loadConfig({ SIGNUP_ENABLED: 'true' })).toThrow(/SIGNUP_ENABLED.*JWT_SECRET/);
+    expect(loadConfig({ SIGNUP_ENABLED: 'true', JWT_SECRET: 'x'.repeat(16) }).accounts).toMatchObject({ signupEnabled: true, accessTokenTtlSeconds: 900 });
+  });
 });

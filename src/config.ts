@@ -61,6 +61,8 @@ const EnvSchema = z.object({
   PROVIDER_ALLOWLIST: z.string().optional(),
   /** Allow http:// provider URLs (private deployments, tests). */
   PROVIDER_ALLOW_HTTP: bool.default(false),
+  /** `pretty` on a terminal and `json` otherwise unless set. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { message: "must be 'auto', 'json' or 'pretty'" }).default('auto'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** OpenAI's limit; configurable. */
   MAX_INPUTS: positiveInt.default(2048),
@@ -92,6 +94,17 @@ const EnvSchema = z.object({
     .optional(),
   /** Serve /v1/* without API keys, as tenant `default` (single-user local use). */
   AUTH_DISABLED: bool.default(false),
+  /** Serve the public stats page (/stats, /stats.json): installation-wide figures, no tenant names. */
+  PUBLIC_STATS_ENABLED: bool.default(false),
+  /** Self-service accounts: /v1/auth/signup, login, refresh, logout (hosted use; closed by default). */
+  SIGNUP_ENABLED: bool.default(false),
+  /** Lifetime of the tenant JWT that /v1/auth/login and refresh hand out. */
+  ACCESS_TOKEN_TTL_S: positiveInt.max(86_400).default(900),
+  REFRESH_TOKEN_TTL_DAYS: positiveInt.max(365).default(30),
+  /** Failed logins and signups per client address, and per email, within AUTH_LIMIT_WINDOW_S. */
+  AUTH_LIMIT_PER_ADDRESS: positiveInt.default(20),
+  AUTH_LIMIT_PER_EMAIL: positiveInt.default(5),
+  AUTH_LIMIT_WINDOW_S: positiveInt.default(900),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -130,6 +143,7 @@ export interface Config {
   masterKeys: MasterKeys | undefined;
   ssrf: SsrfPolicy;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   maxInputs: number;
   bodyLimit: number;
   hotCacheBytes: number;
@@ -141,6 +155,16 @@ export interface Config {
   evictionIntervalMs: number;
   /** USD per million tokens, by model id. */
   prices: Record<string, number>;
+  /** /stats and /stats.json are served. */
+  publicStatsEnabled: boolean;
+  accounts: {
+    signupEnabled: boolean;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlDays: number;
+    limitPerAddress: number;
+    limitPerEmail: number;
+    limitWindowSeconds: number;
+  };
 }
 
 /** Public list prices (USD per 1M tokens) of well-known embedding models. */
@@ -168,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const problems: string[] = [];
   if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) problems.push('UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither');
+  if (e.SIGNUP_ENABLED && !(e.JWT_SECRET ?? e.ADMIN_TOKEN)) problems.push('SIGNUP_ENABLED: logins are signed tokens; set JWT_SECRET (16+ characters) too');
   const attempt = <T>(name: string, fn: () => T): T | undefined => {
     try {
       return fn();
@@ -213,6 +238,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKeys,
     ssrf,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     maxInputs: e.MAX_INPUTS,
     bodyLimit: e.BODY_LIMIT,
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
@@ -223,5 +249,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultTier: e.DEFAULT_TIER,
     evictionIntervalMs: e.EVICTION_INTERVAL_S * 1000,
     prices: { ...DEFAULT_PRICES, ...e.PRICES },
+    publicStatsEnabled: e.PUBLIC_STATS_ENABLED,
+    accounts: {
+      signupEnabled: e.SIGNUP_ENABLED,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_S,
+      refreshTokenTtlDays: e.REFRESH_TOKEN_TTL_DAYS,
+      limitPerAddress: e.AUTH_LIMIT_PER_ADDRESS,
+      limitPerEmail: e.AUTH_LIMIT_PER_EMAIL,
+      limitWindowSeconds: e.AUTH_LIMIT_WINDOW_S,
+    },
   };
 }

@@ -17,12 +17,18 @@ import type { Embedder } from './core/types.js';
 import { reactInProcess } from './admin/changes.js';
 import { createAdminService } from './admin/service.js';
 import { buildApp } from './http/app.js';
+import { DASHBOARD_ASSETS_DIR } from './http/routes/dashboard.js';
+import { liveFigures } from './core/live.js';
+import { publicStats } from './core/usage-report.js';
 import { VectorTextCache } from './http/openai-response.js';
 import { EmbedRequests } from './core/embed-request.js';
 import { tenantStats } from './core/stats.js';
 import { lookupVectors, insertVectors, recordHits } from './store/embeddings.js';
 import { addUsage } from './store/usage.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
+import { KeyUsage } from './auth/key-usage.js';
+import { createAccountService } from './admin/accounts.js';
+import { AuthLimits } from './limits/auth-limits.js';
 import { RateLimits } from './limits/rate-limit.js';
 import { connectRedis } from './limits/redis.js';
 import { TierCatalog } from './limits/tier-catalog.js';
@@ -44,6 +50,8 @@ export interface Server {
   models: ModelAccess;
   tiers: TierCatalog;
   auth: ApiKeyAuth;
+  /** Batched api_keys.last_used_at (tests flush it). */
+  keyUsage: KeyUsage;
   evictor: Evictor;
   close(): Promise<void>;
 }
@@ -142,14 +150,29 @@ export async function createServer(
       logger,
     });
     const models = new ModelAccess(registry, providers);
-    const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret);
+    const keyUsage = new KeyUsage(db.sql, logger);
+    keyUsage.start();
+    cleanup.unshift(() => keyUsage.close());
+    const auth = new ApiKeyAuth(db.sql, config.authCacheTtlMs, config.jwtSecret, keyUsage);
     const requests = new EmbedRequests({ models, embeddings, tokens: limits });
+    const onChange = reactInProcess({ auth, embeddings, tiers, providers });
     const admin = createAdminService({
       sql: db.sql,
       config,
       flushPending: () => embeddings.flush(),
-      onChange: reactInProcess({ auth, embeddings, tiers, providers }),
+      onChange,
     });
+    if (config.accounts.signupEnabled && (await tiers.resolve(config.defaultTier)).requestsPerDay === null) {
+      logger.warn({ tier: config.defaultTier }, 'SIGNUP_ENABLED with a DEFAULT_TIER without limits: anyone who signs up gets it; set DEFAULT_TIER=free for a hosted service');
+    }
+    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
+    const accounts = createAccountService({
+      sql: db.sql,
+      config,
+      limits: { signup: new AuthLimits(redis, `${config.redisPrefix}:signup`, authLimitOpts), login: new AuthLimits(redis, `${config.redisPrefix}:login`, authLimitOpts) },
+      onChange,
+    });
+    const usage = { sql: db.sql, prices: config.prices, flush: () => embeddings.flush() };
     metrics.hotCacheSource = () => hot.stats.bytes;
     metrics.queueSource = () =>
       Object.fromEntries(registry.backends.flatMap((b) => Object.entries(b.stats?.() ?? {}).map(([model, s]) => [model, s.queueDepth])));
@@ -178,7 +201,15 @@ export async function createServer(
           backends: () => registry.backends,
         },
         metrics: { metrics },
-        admin: { admin, adminToken: config.adminToken, jwtSecret: config.jwtSecret },
+        selfService: { admin },
+        me: { accounts, flushUsage: () => embeddings.flush() },
+        accounts: { accounts, signupEnabled: config.accounts.signupEnabled },
+        admin: { admin, adminToken: config.adminToken, jwtSecret: config.jwtSecret, accounts },
+        usage: {
+          admin: { ...usage, live: () => liveFigures({ hot, metrics, store: { kind: db.kind, probe: () => db.sql`SELECT 1` }, redis: redis ? () => redis.ping() : null }) },
+          tenant: usage,
+        },
+        dashboard: { assetsDir: DASHBOARD_ASSETS_DIR, publicStats: config.publicStatsEnabled, stats: () => publicStats(db.sql) },
       },
       logger,
     );
@@ -193,6 +224,7 @@ export async function createServer(
       models,
       tiers,
       auth,
+      keyUsage,
       evictor,
       async close() {
         await app.close();

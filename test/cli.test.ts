@@ -7,6 +7,9 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from '../src/testing/fake-upstream.js';
 import { freshDatabaseUrl } from './support/db.js';
+import { createAccountService } from '../src/admin/accounts.js';
+import { loadConfig } from '../src/config.js';
+import { AuthLimits } from '../src/limits/auth-limits.js';
 
 const run = promisify(execFile);
 let env: Record<string, string>;
@@ -25,6 +28,8 @@ beforeAll(async () => {
     MASTER_KEY: 'b'.repeat(64),
     ADMIN_TOKEN: 'cli-admin-token-0123456789',
     LOG_LEVEL: 'silent',
+    // A loaded machine's lookups can pass the 500 ms default, and a timed-out lookup is a miss: seed's "all cached" would then fail.
+    STORE_LOOKUP_TIMEOUT_MS: '60000',
   };
 });
 
@@ -134,6 +139,29 @@ describe('embedding-cache CLI', () => {
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/pip install onnx onnxruntime/);
     }
+  }, 240_000);
+
+  it('accounts list shows self-service accounts; accounts revoke ends their sessions', async () => {
+    await cli('migrate');
+    const sql = postgres(env.DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      const cfg = loadConfig({ ...env, SIGNUP_ENABLED: 'true', JWT_SECRET: 'cli-jwt-secret-0123456789' });
+      const limits = new AuthLimits(null, 'cli', { perAddress: 10, perEmail: 10, windowSeconds: 60 });
+      const accounts = createAccountService({ sql, config: cfg, limits: { signup: limits, login: limits }, onChange: () => {} });
+      await accounts.signup({ email: 'cli.user@example.com', password: 'a long enough passphrase' }, '127.0.0.1');
+      await accounts.login({ email: 'cli.user@example.com', password: 'a long enough passphrase' }, '127.0.0.1');
+    } finally {
+      await sql.end();
+    }
+    const list = await cli('accounts', 'list');
+    expect(list.stdout).toMatch(/^cli\.user@example\.com\tcli\.user\t\S+\t\S+\t\S+\t1$/m);
+    const revoked = await cli('accounts', 'revoke', '--email', 'CLI.User@example.com');
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(/Revoked 1 session/);
+    expect((await cli('accounts', 'list')).stdout).toMatch(/^cli\.user@example\.com\t.*\t0$/m);
+    const unknown = await cli('accounts', 'revoke', '--email', 'nobody@example.com');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/No account with email/);
   }, 240_000);
 
   it('names every bad configuration value and exits non-zero', async () => {

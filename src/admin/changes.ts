@@ -11,7 +11,9 @@ export type AdminChange =
   | { type: 'key_revoked'; prefix: string; tenantId: number }
   | { type: 'tier_changed'; name: string }
   | { type: 'providers_changed'; tenantId: number }
-  | { type: 'cache_cleared'; tenantId: number; model?: string };
+  | { type: 'cache_cleared'; tenantId: number; model?: string }
+  /** An account's refresh tokens revoked and its JWTs cut off (accounts revoke). */
+  | { type: 'sessions_revoked'; tenantId: number };
 
 export type OnChange = (change: AdminChange) => void | Promise<void>;
 
@@ -35,6 +37,7 @@ export function reactInProcess(caches: ProcessCaches): OnChange {
         return; // nothing cached yet
       case 'tenant_updated':
       case 'key_revoked':
+      case 'sessions_revoked':
         caches.auth.forgetAll();
         return;
       case 'tenant_deleted':

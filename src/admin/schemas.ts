@@ -48,6 +48,8 @@ export const CreateKey = z.object({
 });
 export const ListKeys = z.object({ tenant: text().optional(), prefix: text().optional() });
 export const RevokeKey = z.object({ prefix: text().min(1, 'prefix is required') });
+/** The same, limited to one tenant's keys when `tenant` is given. */
+export const RevokeTenantKey = RevokeKey.extend({ tenant: Name.optional() });
 
 const tierFields = {
   requests_per_day: limit(MAX_LIMIT),

@@ -35,6 +35,8 @@ export const keyView = (k: ApiKeyRecord) => ({
   tenant: k.tenantName,
   name: k.name,
   created_at: k.createdAt.toISOString(),
+  /** To the minute (written in batches off the request path). */
+  last_used_at: k.lastUsedAt?.toISOString() ?? null,
   revoked_at: k.revokedAt?.toISOString() ?? null,
 });
 export const tierView = (t: Tier) => ({
@@ -122,7 +124,7 @@ export function createAdminService(deps: AdminDeps) {
       return { deleted: true, name };
     },
 
-    async createKey(input: In<typeof S.CreateKey>): Promise<{ key: string; prefix: string; tenant: string; tier: string }> {
+    async createKey(input: In<typeof S.CreateKey>): Promise<{ key: string; prefix: string; tenant: string; tier: string; name: string | null; created_at: string }> {
       const b = S.parse(S.CreateKey, input);
       let t = await findTenantByName(sql, b.tenant);
       if (!t) {
@@ -135,9 +137,9 @@ export function createAdminService(deps: AdminDeps) {
         await tierMustExist(b.tier);
       }
       const k = generateApiKey();
-      await insertApiKey(sql, { tenantId: t!.id, prefix: k.prefix, keyHash: k.hash, name: b.name ?? null });
+      const row = await insertApiKey(sql, { tenantId: t!.id, prefix: k.prefix, keyHash: k.hash, name: b.name ?? null });
       await onChange({ type: 'key_created', prefix: k.prefix, tenantId: t!.id });
-      return { key: k.key, prefix: k.prefix, tenant: t!.name, tier: t!.tier };
+      return { key: k.key, prefix: k.prefix, tenant: t!.name, tier: t!.tier, name: b.name ?? null, created_at: row.createdAt.toISOString() };
     },
 
     async listKeys(input: In<typeof S.ListKeys> = {}): Promise<KeyView[]> {
@@ -145,11 +147,13 @@ export function createAdminService(deps: AdminDeps) {
       return (await listApiKeys(sql, { tenant: b.tenant, prefix: b.prefix })).map(keyView);
     },
 
-    async revokeKey(input: In<typeof S.RevokeKey>): Promise<{ revoked: true; prefix: string }> {
+    /** With `tenant`, only that tenant's key (self-service: another tenant's prefix is not found). */
+    async revokeKey(input: In<typeof S.RevokeTenantKey>): Promise<{ revoked: true; prefix: string }> {
+      const b = S.parse(S.RevokeTenantKey, input);
       // A whole key works too: only its prefix is looked up.
-      const prefix = keyPrefix(S.parse(S.RevokeKey, input).prefix);
+      const prefix = keyPrefix(b.prefix);
       const live = await findLiveKeyByPrefix(sql, prefix);
-      if (!live || !(await revokeApiKey(sql, prefix))) {
+      if (!live || (b.tenant !== undefined && live.tenantName !== b.tenant) || !(await revokeApiKey(sql, prefix, live.tenantId))) {
         throw new DomainError('not_found', `No live key with prefix ${prefix}. List them with \`keys list\`.`, { param: 'prefix', code: 'key_not_found' });
       }
       await onChange({ type: 'key_revoked', prefix, tenantId: live.tenantId });

@@ -60,6 +60,15 @@ describe('tenant tokens', () => {
     expect(claims.exp).toBeLessThanOrEqual(before + 601);
   });
 
+  it('binds to a tenant id when given one (claim tid)', async () => {
+    const bound = await mintTenantToken(SECRET, { tenant: 'acme', tenantId: 42, tier: 'pro', ttlSeconds: 60 });
+    expect(decodeJwt(bound).tid).toBe(42);
+    expect((await verifyTenantToken(SECRET, bound)).tenantId).toBe(42);
+    const unbound = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'pro', ttlSeconds: 60 });
+    expect(decodeJwt(unbound).tid).toBeUndefined();
+    expect((await verifyTenantToken(SECRET, unbound)).tenantId).toBeUndefined();
+  });
+
   it('carries the documented claims and header', async () => {
     const token = await mintTenantToken(SECRET, { tenant: 'acme', tier: 'free', ttlSeconds: 60 });
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'JWT' });

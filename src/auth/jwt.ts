@@ -45,12 +45,18 @@ export interface TenantTokenClaims {
   tier: string;
   /** Expiry, seconds since the epoch. */
   exp: number;
+  /** Issue time, seconds since the epoch (required by verify). */
+  iat: number;
+  /** The tenant id the token was minted for, when it names one. */
+  tenantId?: number;
 }
 
 export interface MintTenantTokenOptions {
   tenant: string;
   tier: string;
   ttlSeconds: number;
+  /** The tenant's id (claim `tid`): a tenant deleted and re-created under the same name does not inherit the token. */
+  tenantId?: number;
 }
 
 /** Three base64url segments: enough to tell a JWT from an API key (`ec_...`) in a Bearer header. */
@@ -145,7 +151,7 @@ function toTokenError(err: unknown, kind: string): TokenError {
 export async function mintTenantToken(secret: string, opts: MintTenantTokenOptions): Promise<string> {
   if (opts.tenant === '') throw new RangeError('tenant must not be empty.');
   if (opts.tier === '') throw new RangeError('tier must not be empty.');
-  return mint(secret, TENANT_AUDIENCE, opts.tenant, opts.ttlSeconds, { tier: opts.tier });
+  return mint(secret, TENANT_AUDIENCE, opts.tenant, opts.ttlSeconds, { tier: opts.tier, ...(opts.tenantId !== undefined ? { tid: opts.tenantId } : {}) });
 }
 
 /** Verifies a tenant token; throws TokenError (with a `code`) when it must be refused. */
@@ -154,7 +160,8 @@ export async function verifyTenantToken(secret: string, token: string): Promise<
   if (typeof payload.tier !== 'string' || payload.tier === '') {
     throw new TokenError('invalid_claims', 'The tenant token has no tier claim.');
   }
-  return { tenant: payload.sub, tier: payload.tier, exp: payload.exp };
+  if (payload.tid !== undefined && !Number.isSafeInteger(payload.tid)) throw new TokenError('invalid_claims', 'The tenant token\'s "tid" claim is not a tenant id.');
+  return { tenant: payload.sub, tier: payload.tier, exp: payload.exp, iat: payload.iat ?? 0, ...(typeof payload.tid === 'number' ? { tenantId: payload.tid } : {}) };
 }
 
 export async function mintAdminToken(secret: string, ttlSeconds: number): Promise<string> {

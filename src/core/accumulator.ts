@@ -45,13 +45,10 @@ export class Accumulator<V> {
     return this.pending.size;
   }
 
-  /**
-   * Writes what is pending now. A write already under way (the interval's) carries only the
-   * entries it took: wait for it, then write the rest, so `await flush()` means everything added
-   * before the call is stored (the stats route and tests rely on that; returning the in-flight
-   * write alone made them depend on the interval's timing).
-   */
+  /** Writes what is pending now (after any write already running). */
   flush(): Promise<void> {
+    // A write already running took only what was pending when it started: wait for it, then
+    // write what came since, so a caller's flush covers everything added before it was called.
     if (this.flushing) return this.flushing.then(() => this.flush());
     if (this.pending.size === 0) return Promise.resolve();
     const batch = this.pending;

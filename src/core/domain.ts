@@ -64,6 +64,11 @@ export interface HitCount {
 export interface UsageDelta {
   tenantId: number;
   day: string; // YYYY-MM-DD (UTC)
+  /**
+   * The UTC hour of the usage, `YYYY-MM-DDTHH` (within `day`), for usage_hourly. Without it,
+   * the store uses the hour of the write (clamped into `day`): right to within the flush interval.
+   */
+  hour?: string;
   model: string;
   requests: number;
   inputs: number;

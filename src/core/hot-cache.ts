@@ -16,8 +16,11 @@ const ENTRY_OVERHEAD = 160;
  */
 export class HotCache {
   private readonly lru: LRUCache<string, CachedVector> | null;
+  /** Lookups and hits since start, for the live hit ratio (two increments per lookup). */
+  private lookups = 0;
+  private hits = 0;
 
-  constructor(maxBytes: number) {
+  constructor(readonly maxBytes: number) {
     this.lru =
       maxBytes > 0
         ? new LRUCache<string, CachedVector>({
@@ -28,7 +31,10 @@ export class HotCache {
   }
 
   get(key: string): CachedVector | undefined {
-    return this.lru?.get(key);
+    const v = this.lru?.get(key);
+    this.lookups++;
+    if (v) this.hits++;
+    return v;
   }
 
   set(key: string, value: CachedVector): void {
@@ -39,7 +45,7 @@ export class HotCache {
     this.lru?.clear();
   }
 
-  get stats(): { entries: number; bytes: number } {
-    return { entries: this.lru?.size ?? 0, bytes: this.lru?.calculatedSize ?? 0 };
+  get stats(): { entries: number; bytes: number; maxBytes: number; lookups: number; hits: number } {
+    return { entries: this.lru?.size ?? 0, bytes: this.lru?.calculatedSize ?? 0, maxBytes: this.maxBytes, lookups: this.lookups, hits: this.hits };
   }
 }

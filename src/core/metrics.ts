@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { RollingWindow } from './rolling-window.js';
 
 /**
  * Prometheus metrics, one registry per server (tests run several servers in one process).
@@ -121,7 +122,21 @@ export class Metrics {
     h.observe(seconds);
   }
 
+  /** Backend call durations (ms) of the last minute, by backend: the live p50/p99. */
+  readonly recentBackendMs = new Map<string, RollingWindow>();
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'ec_' });
+    // Backend calls are timed with the histogram's startTimer, which ends in its `observe`
+    // (an instance property prom-client sets): tap it so each one also lands in the window.
+    const observe = this.backendDuration.observe.bind(this.backendDuration);
+    this.backendDuration.observe = ((labelsOrValue: Partial<Record<'backend', string>> | number, maybeValue?: number) => {
+      if (typeof labelsOrValue === 'number') return observe(labelsOrValue);
+      observe(labelsOrValue, maybeValue ?? 0);
+      const name = labelsOrValue.backend ?? 'unknown';
+      let w = this.recentBackendMs.get(name);
+      if (!w) this.recentBackendMs.set(name, (w = new RollingWindow()));
+      w.add((maybeValue ?? 0) * 1000);
+    }) as Histogram<'backend'>['observe'];
   }
 }

@@ -1,6 +1,7 @@
 import type { Sql } from '../store/db.js';
 import { countRows } from '../store/embeddings.js';
 import { usageForTenant } from '../store/usage.js';
+import { priceOf } from './usage-report.js';
 
 export interface TenantStats {
   tenant: string;
@@ -33,8 +34,7 @@ export interface TenantStats {
 /** Usage, savings and stored rows of one tenant: what /v1/stats, the admin API and the CLI show. */
 export async function tenantStats(sql: Sql, tenant: { id: number; name: string }, prices: Record<string, number>): Promise<TenantStats> {
   const [usage, stored] = await Promise.all([usageForTenant(sql, tenant.id), countRows(sql, tenant.id)]);
-  // Usage rows are per cache scope (`model#task_type`); prices are per model.
-  const price = (model: string) => prices[model.split('#')[0]] ?? 0;
+  const price = (model: string) => priceOf(prices, model);
   const byDay = usage.map((u) => ({
     day: u.day,
     model: u.model,

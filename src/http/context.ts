@@ -10,5 +10,7 @@ declare module 'fastify' {
     tier: Tier;
     /** Set by embedding routes for the access log line. */
     embedOutcome?: EmbedOutcome;
+    /** Set by the error handler for the access log line. */
+    errorCode?: string;
   }
 }

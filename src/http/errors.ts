@@ -140,9 +140,22 @@ function send(reply: FastifyReply, r: ErrorResponse): void {
   void reply.code(r.status).headers(r.headers).send(r.body);
 }
 
+/**
+ * A dependency's failure (an upstream, the store, a queue) is one warning line, its stack at
+ * debug; only our own bugs (kind `internal`, or anything unexpected) log as errors with the
+ * stack. Refusals (4xx) are in the access line with their code.
+ */
 function logged(request: FastifyRequest, err: unknown, r: ErrorResponse): ErrorResponse {
-  if (r.status >= 500) request.log.error({ err }, 'request failed');
-  else request.log.info({ status: r.status, code: r.body.error.code, message: r.body.error.message }, 'request refused');
+  request.errorCode = r.body.error.code ?? String(r.status);
+  if (r.status >= 500 && err instanceof DomainError && err.kind !== 'internal') {
+    const { provider, upstreamStatus } = err.details;
+    request.log.warn({ kind: err.kind, provider, upstream_status: upstreamStatus }, err.message);
+    request.log.debug({ err }, 'stack of the failure above');
+  } else if (r.status >= 500) {
+    request.log.error({ err }, 'request failed');
+  } else {
+    request.log.debug({ status: r.status, code: r.body.error.code, message: r.body.error.message }, 'request refused');
+  }
   return r;
 }
 

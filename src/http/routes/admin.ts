@@ -5,8 +5,10 @@ import { jsonSchemaTransform, type ZodTypeProvider } from 'fastify-type-provider
 import { z } from 'zod';
 import * as S from '../../admin/schemas.js';
 import type { AdminService } from '../../admin/service.js';
+import { AccountRef, type AccountService } from '../../admin/accounts.js';
 import { DomainError } from '../../core/errors.js';
 import { looksLikeJwt, TokenError, verifyAdminToken } from '../../auth/jwt.js';
+import { adminUsageRoutes, type AdminUsageRoutesOptions } from './usage.js';
 
 export interface AdminRoutesOptions {
   admin: AdminService;
@@ -14,6 +16,10 @@ export interface AdminRoutesOptions {
   adminToken: string | undefined;
   /** Verifies admin JWTs; unset: only the admin token itself is accepted. */
   jwtSecret: string | undefined;
+  /** Self-service accounts: the operator's list and revoke. */
+  accounts?: Pick<AccountService, 'list' | 'revoke'>;
+  /** Cross-tenant usage and this process's live figures (the dashboard's), behind the same admin hook. */
+  usage?: AdminUsageRoutesOptions;
 }
 
 /**
@@ -160,6 +166,20 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     { schema: { summary: 'Remove a provider', tags: tags('providers'), params: z.object({ name: S.Name, provider: S.Name }) } },
     async (req) => admin.removeProvider({ tenant: req.params.name, name: req.params.provider }),
   );
+
+  if (opts.accounts) {
+    const accounts = opts.accounts;
+    r.get('/accounts', { schema: { summary: 'List self-service accounts (email, tenant, tier, last login, live sessions)', tags: tags('accounts') } }, async () => ({
+      data: await accounts.list(),
+    }));
+    r.post(
+      '/accounts/revoke',
+      { schema: { summary: "End every session of an account: its refresh tokens are revoked and its tenant JWTs issued until now refused", tags: tags('accounts'), body: AccountRef } },
+      async (req) => accounts.revoke(req.body),
+    );
+  }
+
+  if (opts.usage) await app.register(adminUsageRoutes, opts.usage);
 
   r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }
