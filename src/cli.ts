@@ -1,21 +1,22 @@
 #!/usr/bin/env node
 /**
  * embedding-cache: serve, migrate, keys, tenants, stats, clear, models, fake-upstream.
- * Every command reads the same environment as the server (DATABASE_URL or DATA_DIR, ...).
+ * Every command reads the same environment as the server (DATABASE_URL or DATA_DIR, ...) and
+ * resolves the database the same way (resolveDatabase); commands other than serve and migrate
+ * refuse where there is no database instead of creating an empty one.
  */
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { Presets, SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
-import { seedCache } from './core/seed.js';
+import { seedBatches, seedCache, type SeedProgress } from './core/seed.js';
 import type { TaskType } from './core/types.js';
-import { exportRows, importRows, type ExportedRow } from './store/transfer.js';
+import { countRows, exportRows, importRows, type ExportedRow } from './store/transfer.js';
 import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
-import { openDatabase, type Database } from './store/db.js';
+import { databaseExists, DatabaseMissingError, openDatabase, resolveDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { ensureTenant, findTenantByName } from './store/tenants.js';
 import { numberFromText } from './admin/schemas.js';
@@ -23,6 +24,9 @@ import { publishAndWait } from './admin/broadcast.js';
 import { createAdminService, type AdminService, type TenantView } from './admin/service.js';
 import type { BackendKind } from './core/domain.js';
 import { PROVIDER_KINDS, type ProviderKind } from './providers/factory.js';
+import { countLines, startProgress } from './cli/progress.js';
+import { findRunningServer, removeServerFile, writeServerFile } from './cli/server-file.js';
+import { serverBatchRunner } from './cli/seed-remote.js';
 import { createAccountService } from './admin/accounts.js';
 import { AuthLimits } from './limits/auth-limits.js';
 
@@ -34,11 +38,45 @@ function config(): Config {
   return loadConfig(process.env);
 }
 
-/** Opens the database (migrated) for one CLI command and always closes it. */
-async function withDb<T>(fn: (db: Database, logger: Logger) => Promise<T>): Promise<T> {
+/** Set by --verbose on any command: say which database is used even for reading commands. */
+let verbose = false;
+/** Commands that change the database or hand out a credential for it: they always say which database. */
+const MUTATING_COMMANDS = new Set([
+  'keys create',
+  'keys revoke',
+  'tenants create',
+  'tenants update',
+  'tenants delete',
+  'providers add',
+  'providers remove',
+  'tokens tenant',
+  'tokens admin',
+  'tiers set',
+  'accounts revoke',
+  'clear',
+  'seed',
+  'import',
+]);
+let mutatingCommand = false;
+
+/** Says on stderr which database a command acts on (mutating commands always, others with --verbose). */
+let announced = false;
+function announceDatabase(cfg: Config, mutating: boolean): void {
+  if (announced || !(mutating || mutatingCommand || verbose)) return;
+  announced = true; // once per command, however often it opens the database
+  console.error(`database: ${resolveDatabase(cfg).display}`);
+}
+
+/**
+ * Opens the database (migrated) for one CLI command and always closes it. An embedded database
+ * that does not exist is refused (DatabaseMissingError names the path and what to set), unless
+ * `create` (migrate): a CLI run from the wrong directory must not make a second, empty one.
+ */
+async function withDb<T>(fn: (db: Database, logger: Logger) => Promise<T>, opts: { mutating?: boolean; create?: boolean } = {}): Promise<T> {
   const cfg = config();
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-  const db = await openDatabase({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, logger });
+  announceDatabase(cfg, opts.mutating ?? false);
+  const db = await openDatabase({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, logger, mustExist: !opts.create });
   try {
     await migrate(db.sql);
     return await fn(db, logger);
@@ -61,6 +99,7 @@ program
       closing = true;
       logger.info({ signal }, 'shutting down: finishing requests, flushing counters');
       try {
+        await removeServerFile(cfg.dataDir);
         await server.close();
         process.exit(0);
       } catch (err) {
@@ -84,6 +123,13 @@ program
       });
     });
     await server.app.listen({ host: cfg.host, port: cfg.port });
+    // Where CLI commands on this DATA_DIR find this server (seed sends its batches here).
+    const addr = server.app.server.address();
+    if (addr && typeof addr === 'object') {
+      const host = addr.family === 'IPv6' ? `[${addr.address === '::' ? '::1' : addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
+      const file = await writeServerFile(cfg.dataDir, { url: `http://${host}:${addr.port}`, pid: process.pid, database: resolveDatabase(cfg).display, auth_disabled: cfg.authDisabled });
+      logger.info({ file }, 'CLI commands on this DATA_DIR find the server through this file');
+    }
   });
 
 program
@@ -108,13 +154,18 @@ program
 program
   .command('migrate')
   .description('apply pending database migrations (the server also does this at start)')
-  .action(() =>
-    withDb(async (db) => {
-      // withDb has migrated already; report what is recorded.
-      const rows = await db.sql<{ name: string }[]>`SELECT name FROM schema_migrations ORDER BY name`;
-      console.log(`migrations applied: ${rows.map((r) => r.name).join(', ')}`);
-    }),
-  );
+  .action(async () => {
+    const cfg = config();
+    announceDatabase(cfg, true);
+    const db = await openDatabase({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, logger: createLogger(process.env.LOG_LEVEL ?? 'warn') });
+    try {
+      const applied = await migrate(db.sql);
+      const [{ n }] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM schema_migrations`;
+      console.log(applied.length > 0 ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : `schema is up to date (${n} migrations applied earlier; nothing to do)`);
+    } finally {
+      await db.close();
+    }
+  });
 
 /**
  * The admin verbs run through the same service as the admin API. Each change is announced to
@@ -387,15 +438,76 @@ const commaList = (v: string) =>
 
 program
   .command('seed')
-  .description("warm a tenant's cache: texts one per line from --file or stdin, through the same pipeline as requests")
+  .description(
+    "warm a tenant's cache: texts one per line from --file or stdin, through the same pipeline as requests. " +
+      'Next to a running server (DATA_DIR/server.json) the batches go to that server\'s API, computed by its backends; ' +
+      'with no server running they are computed in this process with this environment\'s backends',
+  )
   .requiredOption('--tenant <name>', 'tenant name')
   .requiredOption('--model <id>', 'model id, as clients send it')
   .option('--file <path>', 'texts, one per line (default: stdin)')
   .option('--batch <n>', 'inputs per batch', '512')
   .option('--concurrency <n>', 'batches in flight', '4')
-  .option('--task-type <type>', 'nomic task type for local models')
-  .action(async (o: { tenant: string; model: string; file?: string; batch: string; concurrency: string; taskType?: string }) => {
+  .option('--task-type <type>', 'task type for local models that declare prompts')
+  .option('--url <url>', "a running server's base URL (default: the one DATA_DIR/server.json names, if it answers)")
+  .option('--key <key>', 'an API key of the tenant for --url (default: a temporary key, created in the database and revoked after)')
+  .action(async (o: { tenant: string; model: string; file?: string; batch: string; concurrency: string; taskType?: string; url?: string; key?: string }) => {
     const cfg = config();
+    const location = resolveDatabase(cfg);
+    const taskType = o.taskType as TaskType | undefined;
+    const batching = { batchSize: Number(o.batch), concurrency: Number(o.concurrency) };
+    const lines = () => createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
+    const total = o.file ? await countLines(o.file) : null;
+    const seedWith = async (where: string, run: (onProgress: (p: SeedProgress) => void) => Promise<SeedProgress>) => {
+      const seen: SeedProgress = { inputs: 0, hits: 0, misses: 0 };
+      const progress = startProgress({ label: 'seed', unit: 'inputs', total, detail: () => `${seen.hits} hits` });
+      const started = performance.now();
+      try {
+        const t = await run((p) => {
+          Object.assign(seen, p);
+          progress.update(p.inputs);
+        });
+        const secs = (performance.now() - started) / 1000;
+        progress.finish(
+          `seeded ${t.inputs} inputs (${t.hits} already cached, ${t.misses} computed) in ${secs.toFixed(1)} s: ${Math.round(t.inputs / Math.max(secs, 1e-3))} inputs/s, ${where}`,
+          process.stdout,
+        );
+      } finally {
+        progress.stop();
+      }
+    };
+    const throughServer = (url: string, key: string | null) =>
+      seedWith(`through ${url}`, (onProgress) => seedBatches(lines(), serverBatchRunner({ url, key, model: o.model, taskType }), { ...batching, onProgress }));
+
+    if (o.url) {
+      if (!o.key) throw new Error('--url needs --key (an API key of the tenant on that server)');
+      console.error(`seed: through the server at ${o.url}`);
+      return throughServer(o.url, o.key);
+    }
+    announceDatabase(cfg, true);
+    const running = await findRunningServer(cfg.dataDir);
+    if (running) {
+      if (running.database !== location.display) {
+        throw new Error(`The server at ${running.url} (pid ${running.pid}) uses ${running.database}, this command ${location.display}: give this command the server's DATABASE_URL, or seed through it with --url ${running.url} --key KEY.`);
+      }
+      console.error(`seed: through the running server at ${running.url} (pid ${running.pid}), with its backends`);
+      if (running.auth_disabled) {
+        if (o.tenant !== 'default') throw new Error(`The server at ${running.url} runs with AUTH_DISABLED: everything it computes goes to tenant \`default\`, not ${o.tenant}.`);
+        return throughServer(running.url, null);
+      }
+      // A key of the tenant for this seed alone, revoked when it ends (the server forgets it within AUTH_CACHE_TTL_S).
+      let key: { key: string; prefix: string } | null = null;
+      await withAdmin(async (admin) => {
+        key = await admin.createKey({ tenant: o.tenant, name: 'seed (temporary)' });
+      });
+      const k = key!;
+      try {
+        return await throughServer(running.url, k.key);
+      } finally {
+        await withAdmin(async (admin) => void (await admin.revokeKey({ prefix: k.prefix })));
+      }
+    }
+    if (!(await databaseExists(location))) throw new DatabaseMissingError(location as Extract<typeof location, { kind: 'embedded' }>);
     const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
     const { createServer } = await import('./server.js');
     const server = await createServer(cfg, logger);
@@ -403,20 +515,10 @@ program
       const t = await tenantOrExit(server.db, o.tenant);
       const tenant = { id: t.id, name: t.name, tier: t.tier, sharePublic: t.sharePublic };
       const tier = await server.tiers.resolve(t.tier);
-      const input = o.file ? createReadStream(o.file) : process.stdin;
-      const lines = createInterface({ input, crlfDelay: Infinity });
-      const bar = process.stderr.isTTY ? new SingleBar({ format: 'seed {value} inputs | {hits} hits | {rate}/s', stream: process.stderr }, Presets.shades_classic) : null;
-      const started = performance.now();
-      bar?.start(0, 0, { hits: 0, rate: 0 });
-      const total = await seedCache(server.requests, tenant, tier, o.model, lines, {
-        batchSize: Number(o.batch),
-        concurrency: Number(o.concurrency),
-        taskType: o.taskType as TaskType | undefined,
-        onProgress: (p) => bar?.update(p.inputs, { hits: p.hits, rate: Math.round(p.inputs / ((performance.now() - started) / 1000)) }),
-      });
-      bar?.stop();
-      const secs = (performance.now() - started) / 1000;
-      console.log(`seeded ${total.inputs} inputs (${total.hits} already cached, ${total.misses} computed) in ${secs.toFixed(1)} s: ${Math.round(total.inputs / secs)} inputs/s`);
+      if (server.registry.list().length === 0) {
+        throw new Error('No server is running on this DATA_DIR and this environment configures no backend: start the server (npm start) and seed next to it, or give this command UPSTREAM_BASE_URL or MODEL_DIR.');
+      }
+      await seedWith('in this process', (onProgress) => seedCache(server.requests, tenant, tier, o.model, lines(), { ...batching, taskType, onProgress }));
     } finally {
       await server.close();
     }
@@ -430,12 +532,17 @@ program
   .action((o: { tenant: string; model?: string }) =>
     withDb(async (db) => {
       const t = await tenantOrExit(db, o.tenant);
+      const progress = startProgress({ label: 'export', unit: 'rows', total: await countRows(db.sql, t.id, o.model) });
       let n = 0;
-      for await (const row of exportRows(db.sql, t.id, o.model)) {
-        if (!process.stdout.write(JSON.stringify(row) + '\n')) await once(process.stdout, 'drain');
-        n++;
+      try {
+        for await (const row of exportRows(db.sql, t.id, o.model)) {
+          if (!process.stdout.write(JSON.stringify(row) + '\n')) await once(process.stdout, 'drain');
+          progress.update(++n);
+        }
+        progress.finish(`exported ${n} rows of ${t.name}`);
+      } finally {
+        progress.stop();
       }
-      console.error(`exported ${n} rows of ${t.name}`);
     }),
   );
 
@@ -447,25 +554,34 @@ program
   .action((o: { tenant: string; file?: string }) =>
     withDb(async (db) => {
       const t = await ensureTenant(db.sql, o.tenant, config().defaultTier);
+      // Counted before the reader opens: lines read while we awaited the count would be lost.
+      const total = o.file ? await countLines(o.file) : null;
       const lines = createInterface({ input: o.file ? createReadStream(o.file) : process.stdin, crlfDelay: Infinity });
+      const progress = startProgress({ label: 'import', unit: 'rows', total });
       let batch: ExportedRow[] = [];
       let read = 0;
       let inserted = 0;
-      for await (const line of lines) {
-        if (!line.trim()) continue;
-        read++;
-        try {
-          batch.push(JSON.parse(line) as ExportedRow);
-        } catch {
-          throw new Error(`line ${read} is not JSON: was the file written by \`embedding-cache export\`?`);
+      const flush = async () => {
+        inserted += await importRows(db.sql, t.id, batch);
+        batch = [];
+        progress.update(read);
+      };
+      try {
+        for await (const line of lines) {
+          if (!line.trim()) continue;
+          read++;
+          try {
+            batch.push(JSON.parse(line) as ExportedRow);
+          } catch {
+            throw new Error(`line ${read} is not JSON: was the file written by \`embedding-cache export\`?`);
+          }
+          if (batch.length === 1000) await flush();
         }
-        if (batch.length === 1000) {
-          inserted += await importRows(db.sql, t.id, batch);
-          batch = [];
-        }
+        await flush();
+        progress.finish(`imported ${inserted} of ${read} rows into ${t.name} (${read - inserted} were already there)`, process.stdout);
+      } finally {
+        progress.stop();
       }
-      inserted += await importRows(db.sql, t.id, batch);
-      console.log(`imported ${inserted} of ${read} rows into ${t.name} (${read - inserted} were already there)`);
     }),
   );
 
@@ -482,13 +598,37 @@ models
     const { pullModel, MODEL_FILES } = await import('./backends/onnx/pull.js');
     const dest = o.dir ?? path.join(cfg.dataDir, 'models', repo.split('/').pop()!);
     const files = o.variant ? MODEL_FILES.map((f) => (f === 'onnx/model.onnx' ? `onnx/model_${o.variant}.onnx` : f)) : MODEL_FILES;
-    const pulled = await pullModel(repo, dest, {
-      revision: o.revision,
-      files,
-      endpoint: o.endpoint ?? process.env.HF_ENDPOINT,
-      token: process.env.HF_TOKEN,
-    });
-    for (const f of pulled) console.error(`${f.skipped ? 'unchanged' : 'fetched  '} ${f.file} (${f.bytes} bytes${f.sha256 ? `, sha256 ${f.sha256.slice(0, 12)}…` : ''})`);
+    // One bar per file: its total is the Content-Length (or the hub's LFS size).
+    let current: { file: string; progress: ReturnType<typeof startProgress>; bytes: number } | null = null;
+    const started = performance.now();
+    const endFile = () => {
+      if (current) current.progress.finish(`fetched ${current.file} (${current.bytes} bytes)`);
+      current = null;
+    };
+    let pulled;
+    try {
+      pulled = await pullModel(repo, dest, {
+        revision: o.revision,
+        files,
+        endpoint: o.endpoint ?? process.env.HF_ENDPOINT,
+        token: process.env.HF_TOKEN,
+        onProgress: (p) => {
+          if (current?.file !== p.file) {
+            endFile();
+            current = { file: p.file, bytes: 0, progress: startProgress({ label: p.file, unit: 'B', total: p.total }) };
+          }
+          current.bytes = p.received;
+          current.progress.update(p.received);
+        },
+      });
+      endFile();
+    } finally {
+      (current as { progress: { stop(): void } } | null)?.progress.stop();
+    }
+    const fetched = pulled.filter((f) => !f.skipped);
+    for (const f of pulled.filter((x) => x.skipped)) console.error(`unchanged ${f.file} (${f.bytes} bytes)`);
+    const secs = (performance.now() - started) / 1000;
+    console.error(`pulled ${repo}@${o.revision}: ${fetched.length} file(s) fetched (${fetched.reduce((a, f) => a + f.bytes, 0)} bytes), ${pulled.length - fetched.length} unchanged, in ${secs.toFixed(1)} s`);
     console.log(`Model in ${dest}. Serve it with MODEL_DIR=${dest}${o.variant ? ` (and the ${o.variant} variant)` : ''}.`);
   });
 
@@ -525,6 +665,15 @@ program
     const fake = await startFakeUpstream({ port: Number(o.port), latencyMs: Number(o.latency), apiKey: o.apiKey });
     console.log(`fake upstream on ${fake.url}`);
   });
+
+// Every command takes --verbose; the hook reads it and which command runs, before its action.
+const leaves = (c: Command): Command[] => (c.commands.length === 0 ? [c] : c.commands.flatMap(leaves));
+for (const c of leaves(program)) c.option('--verbose', 'say which database (and server) this command uses');
+program.hook('preAction', (_program, action) => {
+  verbose = action.opts().verbose === true;
+  const name = [action.parent && action.parent !== program ? action.parent.name() : '', action.name()].filter(Boolean).join(' ');
+  mutatingCommand = MUTATING_COMMANDS.has(name);
+});
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError) console.error(err.message);

@@ -23,6 +23,8 @@ beforeAll(async () => {
     UPSTREAM_API_KEY: 'up',
     ...(process.env as Record<string, string>),
     DATABASE_URL: await freshDatabaseUrl(),
+    // Its own DATA_DIR: no server.json of a server someone runs in the checkout is found.
+    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'ec-cli-data-')),
     MASTER_KEY: 'b'.repeat(64),
     ADMIN_TOKEN: 'cli-admin-token-0123456789',
     LOG_LEVEL: 'silent',
@@ -45,10 +47,12 @@ const lastLine = (s: string) => s.trim().split('\n').pop()!;
 
 describe('embedding-cache CLI', () => {
   it('migrate is safe to run twice', async () => {
-    expect((await cli('migrate')).stdout).toContain('001_init.sql');
+    const first = await cli('migrate');
+    expect(first.stdout).toMatch(/^applied \d+ migration\(s\): 001_init\.sql, .*003_unlimited_tier\.sql/);
+    expect(first.stderr).toMatch(/^database: PostgreSQL at postgres/m);
     const again = await cli('migrate');
     expect(again.code).toBe(0);
-    expect(again.stdout).toContain('003_unlimited_tier.sql');
+    expect(again.stdout).toMatch(/^schema is up to date \(\d+ migrations applied earlier; nothing to do\)/);
   }, 240_000);
 
   it('keys create prints the key alone on its last line; list shows only its prefix; revoke revokes', async () => {
@@ -97,7 +101,9 @@ describe('embedding-cache CLI', () => {
     const seeded = await cli('seed', '--tenant', 'seeder', '--model', 'text-embedding-3-small', '--file', file, '--batch', '100');
     expect(seeded.code).toBe(0);
     // 1200 lines, 1000 distinct: the 200 repeats may be coalesced or hits, never computed twice
-    expect(seeded.stdout).toMatch(/seeded 1200 inputs/);
+    expect(seeded.stdout).toMatch(/seeded 1200 inputs .* in this process/);
+    // Piped (not a terminal): no bar drawn, the summary line always.
+    expect(seeded.stderr).not.toMatch(/\u001b\[|█|░/);
     expect(fake.stats().inputs).toBe(1000);
     const again = await cli('seed', '--tenant', 'seeder', '--model', 'text-embedding-3-small', '--file', file);
     expect(again.stdout).toMatch(/seeded 1200 inputs \(1200 already cached, 0 computed\)/);
@@ -106,6 +112,7 @@ describe('embedding-cache CLI', () => {
     const exported = await cli('export', '--tenant', 'seeder');
     const lines = exported.stdout.trim().split('\n');
     expect(lines).toHaveLength(1000);
+    expect(exported.stderr.trim().split('\n').pop()).toBe('exported 1000 rows of seeder');
     expect(exported.stdout).not.toContain('seed text');
     const dump = path.join(dir, 'dump.jsonl');
     writeFileSync(dump, exported.stdout);

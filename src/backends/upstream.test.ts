@@ -50,3 +50,55 @@ describe('upstream failures keep their meaning as domain errors', () => {
     expect(mapUpstreamError(new APIConnectionError({ message: 'ECONNREFUSED' }), operator).kind).toBe('upstream_unreachable');
   });
 });
+
+const upstreamAt = async (url: string, apiKey: string) => {
+  const { buildProvider } = await import('../providers/factory.js');
+  const { leanFetch } = await import('./lean-fetch.js');
+  return buildProvider(
+    { kind: 'openai', name: 'fake', baseUrl: url, apiKey, models: [{ id: 'text-embedding-3-small' }], options: {} },
+    { owner: 'operator', fetch: leanFetch(), timeoutMs: 5000, maxRetries: 0 },
+  );
+};
+
+describe('a provider’s ready() reflects recent calls', () => {
+  it('turns false after 3 consecutive failed calls in the last minute, true again after a success or once they are old', async () => {
+    const { startFakeUpstream } = await import('../testing/fake-upstream.js');
+    const fake = await startFakeUpstream();
+    let now = 1_000_000;
+    const up = await upstreamAt(fake.url, 'k');
+    up.now = () => now;
+    const call = () => up.embed('text-embedding-3-small', [{ kind: 'text', text: 'x' }]);
+    try {
+      expect(await up.ready()).toBe(true);
+      fake.failNext(500, 3);
+      for (let i = 0; i < 2; i++) await expect(call()).rejects.toMatchObject({ kind: 'upstream_unreachable' });
+      expect(await up.ready()).toBe(true);
+      await expect(call()).rejects.toMatchObject({ kind: 'upstream_unreachable' });
+      expect(await up.ready()).toBe(false);
+      now += 60_001;
+      expect(await up.ready()).toBe(true);
+      now -= 60_001;
+      await call();
+      expect(await up.ready()).toBe(true);
+      // The caller's own mistakes (a 400) say nothing about the provider's health.
+      fake.failNext(400, 3);
+      for (let i = 0; i < 3; i++) await expect(call()).rejects.toMatchObject({ kind: 'invalid_input' });
+      expect(await up.ready()).toBe(true);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
+describe('an upstream without a key', () => {
+  it('is served (UPSTREAM_BASE_URL alone: a local OpenAI-compatible server needs none)', async () => {
+    const { startFakeUpstream } = await import('../testing/fake-upstream.js');
+    const fake = await startFakeUpstream();
+    try {
+      const up = await upstreamAt(fake.url, '');
+      expect((await up.embed('text-embedding-3-small', [{ kind: 'text', text: 'x' }])).vectors).toHaveLength(1);
+    } finally {
+      await fake.close();
+    }
+  });
+});

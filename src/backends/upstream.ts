@@ -24,7 +24,9 @@ export class UpstreamEmbedder extends ProviderEmbedder {
     // (`api:<host>` is the scope rows cached before provider kinds existed carry: kept.)
     super(setup, traits, traits.kind === 'openai' ? `api:${new URL(setup.baseUrl).host}` : endpointScope(traits.kind, setup.baseUrl));
     const c = setup.call;
-    this.client = client ?? new OpenAI({ baseURL: setup.baseUrl, apiKey: c.secret, timeout: c.timeoutMs, maxRetries: c.maxRetries, fetch: c.fetch });
+    // A keyless upstream (a local TEI, Ollama, the fake) is fine: the SDK refuses an empty key at
+    // construction ("Missing credentials"), so it gets a placeholder the server ignores.
+    this.client = client ?? new OpenAI({ baseURL: setup.baseUrl, apiKey: c.secret || 'no-key-configured', timeout: c.timeoutMs, maxRetries: c.maxRetries, fetch: c.fetch });
   }
 
   protected async callBatch(m: ResolvedProviderModel, inputs: EmbedInput[], o: BatchOptions): Promise<BatchResult> {

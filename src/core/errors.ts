@@ -92,7 +92,23 @@ export function isDomainError(err: unknown): err is DomainError {
   return err instanceof DomainError;
 }
 
-/** A model the caller may not see, in OpenAI's words (unknown and not-yours read alike). */
-export function modelNotFound(model: string): DomainError {
-  return new DomainError('model_not_found', `The model \`${model}\` does not exist or you do not have access to it.`, { param: 'model', code: 'model_not_found' });
+/** How many model ids a 404 lists before "and N more". */
+const LISTED_MODELS = 20;
+
+/**
+ * A model the caller may not see, in OpenAI's words (unknown and not-yours read alike). Given
+ * the models the caller may use, it lists them; where that list is empty it says how a server
+ * gets a model, since then no model name can work.
+ */
+export function modelNotFound(model: string, available?: readonly string[]): DomainError {
+  let hint = '';
+  if (available && available.length > 0) {
+    const shown = available.slice(0, LISTED_MODELS).join(', ');
+    hint = ` Models you can use: ${shown}${available.length > LISTED_MODELS ? ` and ${available.length - LISTED_MODELS} more (GET /v1/models lists them)` : ''}.`;
+  } else if (available) {
+    hint =
+      ' No model is configured for you on this server: the operator sets UPSTREAM_BASE_URL (and UPSTREAM_API_KEY) for an OpenAI-compatible upstream, ' +
+      'or MODEL_DIR for a local model directory, or runs `embedding-cache models pull nomic-ai/nomic-embed-text-v1.5`, then restarts the server.';
+  }
+  return new DomainError('model_not_found', `The model \`${model}\` does not exist or you do not have access to it.${hint}`, { param: 'model', code: 'model_not_found' });
 }

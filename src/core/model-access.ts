@@ -21,7 +21,7 @@ export class ModelAccess {
   async resolve(tenant: TenantContext, tier: Tier, id: string): Promise<ResolvedModel> {
     const own = this.tenantModels ? await this.tenantModels.models(tenant.id) : [];
     const m = own.find((o) => o.spec.id === id) ?? this.registry.resolve(id);
-    if (!m) throw modelNotFound(id);
+    if (!m) throw modelNotFound(id, (await this.list(tenant, tier)).map((x) => x.spec.id));
     if (!tier.backends.includes(m.kind)) {
       throw new DomainError(
         'forbidden',

@@ -9,6 +9,9 @@ export interface SeedProgress {
   misses: number;
 }
 
+/** Computes one batch of texts; says how many were already cached. */
+export type SeedBatchRunner = (texts: string[]) => Promise<{ inputs: number; hits: number }>;
+
 /**
  * Warms a tenant's cache from a stream of texts: batches of `batchSize` go through the same
  * use-case as requests (model resolution, tier checks, token charging; already cached texts
@@ -22,15 +25,33 @@ export async function seedCache(
   texts: AsyncIterable<string>,
   opts: { batchSize: number; concurrency: number; taskType?: TaskType; onProgress?: (p: SeedProgress) => void },
 ): Promise<SeedProgress> {
+  return seedBatches(
+    texts,
+    async (batch) => {
+      const o = await requests.run(tenant, tier, { model, inputs: batch.map((text) => ({ kind: 'text', text })), taskType: opts.taskType });
+      return { inputs: o.items.length, hits: o.hits };
+    },
+    opts,
+  );
+}
+
+/**
+ * The batching of seedCache around any runner (in-process, or a running server's API):
+ * `concurrency` batches in flight at most, the first failure stops the seed.
+ */
+export async function seedBatches(
+  texts: AsyncIterable<string>,
+  run: SeedBatchRunner,
+  opts: { batchSize: number; concurrency: number; onProgress?: (p: SeedProgress) => void },
+): Promise<SeedProgress> {
   const total: SeedProgress = { inputs: 0, hits: 0, misses: 0 };
   const running = new Set<Promise<void>>();
   const submit = (batch: string[]) => {
-    const p: Promise<void> = requests
-      .run(tenant, tier, { model, inputs: batch.map((text) => ({ kind: 'text', text })), taskType: opts.taskType })
+    const p: Promise<void> = run(batch)
       .then((o) => {
-        total.inputs += o.items.length;
+        total.inputs += o.inputs;
         total.hits += o.hits;
-        total.misses += o.items.length - o.hits;
+        total.misses += o.inputs - o.hits;
         opts.onProgress?.(total);
       })
       .finally(() => running.delete(p));

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,6 +19,61 @@ export interface DatabaseOptions {
   dataDir: string;
   poolSize: number;
   logger: Logger;
+  /** Refuse (DatabaseMissingError) instead of creating an embedded database that is not there. */
+  mustExist?: boolean;
+}
+
+/**
+ * Where the database is, resolved one way for the server and every CLI command: DATABASE_URL
+ * when set, else the embedded PGlite under DATA_DIR made absolute (a relative DATA_DIR is
+ * relative to the directory the process was started in, which is how a CLI run elsewhere
+ * used to create a second, empty database).
+ */
+export type DatabaseLocation =
+  | { kind: 'postgres'; url: string; display: string }
+  | { kind: 'embedded'; dataDir: string; pgdata: string; socketPath: string; display: string };
+
+export function resolveDatabase(opts: { databaseUrl?: string; dataDir: string }): DatabaseLocation {
+  if (opts.databaseUrl) return { kind: 'postgres', url: opts.databaseUrl, display: `PostgreSQL at ${redactUrl(opts.databaseUrl)} (DATABASE_URL)` };
+  const dataDir = path.resolve(opts.dataDir);
+  return {
+    kind: 'embedded',
+    dataDir,
+    pgdata: path.join(dataDir, 'pgdata'),
+    // The embedded database is served on a unix socket in DATA_DIR, so a second process (the
+    // CLI while the server runs) shares it instead of failing to open the same files.
+    socketPath: path.join(dataDir, '.s.PGSQL.5432'),
+    display: `embedded PostgreSQL in ${path.join(dataDir, 'pgdata')} (DATA_DIR=${dataDir})`,
+  };
+}
+
+/** A URL without its password, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/** Thrown by openDatabase({ mustExist }) where DATA_DIR holds no database and no server's socket. */
+export class DatabaseMissingError extends Error {
+  constructor(readonly location: Extract<DatabaseLocation, { kind: 'embedded' }>) {
+    super(
+      `No embedding-cache database at ${location.pgdata} (and no running server's socket in ${location.dataDir}); nothing was created. ` +
+        `Point this command at the server's database: run it from the directory the server runs in, or set DATA_DIR=/path/to/the/server's/.embedding-cache ` +
+        `(or DATABASE_URL=postgres://... where the server uses PostgreSQL); or start the server first (npm start), or create one with \`embedding-cache migrate\`.`,
+    );
+    this.name = 'DatabaseMissingError';
+  }
+}
+
+/** True where the location holds a database (embedded: pgdata/ or a live socket; PostgreSQL: always, its errors speak for it). */
+export async function databaseExists(location: DatabaseLocation): Promise<boolean> {
+  if (location.kind === 'postgres') return true;
+  return existsSync(location.pgdata) || (await answers(location.socketPath));
 }
 
 /**
@@ -25,22 +81,21 @@ export interface DatabaseOptions {
  * DATA_DIR) is served on a loopback socket, so the same postgres.js code and SQL run on both.
  */
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
-  if (opts.databaseUrl) {
-    const sql = connect(opts.databaseUrl, opts.poolSize);
+  const location = resolveDatabase(opts);
+  opts.logger.info({ database: location.display }, 'database');
+  if (location.kind === 'postgres') {
+    const sql = connect(location.url, opts.poolSize);
     await typesFetchedOnce(sql);
     return { sql, kind: 'postgres', close: () => sql.end({ timeout: 5 }) };
   }
-  const dataDir = path.resolve(opts.dataDir);
-  await mkdir(dataDir, { recursive: true });
-  // The embedded database is served on a unix socket in DATA_DIR, so a second process (the
-  // CLI while the server runs) shares it instead of failing to open the same files.
-  const socketPath = path.join(dataDir, '.s.PGSQL.5432');
+  const { dataDir, socketPath, pgdata: dir } = location;
   if (await answers(socketPath)) {
     const sql = connectSocket(socketPath);
     return { sql, kind: 'embedded', close: () => sql.end({ timeout: 5 }) };
   }
+  if (opts.mustExist && !existsSync(dir)) throw new DatabaseMissingError(location);
+  await mkdir(dataDir, { recursive: true });
   await rm(socketPath, { force: true });
-  const dir = path.join(dataDir, 'pgdata');
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
   let db;

@@ -11,6 +11,13 @@ export interface ExportedRow {
   vector: string; // base64 of little-endian float32
 }
 
+/** How many rows exportRows will yield (the export's progress total). */
+export async function countRows(sql: Sql, tenantId: number, model?: string): Promise<number> {
+  const [{ n }] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM embeddings WHERE tenant_id = ${tenantId} AND (${model ?? null}::text IS NULL OR model = ${model ?? null})`;
+  return n;
+}
+
 /** Streams a tenant's rows in pages (constant memory for large caches). */
 export async function* exportRows(sql: Sql, tenantId: number, model?: string, pageSize = 1000): AsyncGenerator<ExportedRow> {
   let after: { model: string; model_version: string; input_hash: Buffer } | null = null;

@@ -130,13 +130,20 @@ describe('Batcher', () => {
 
   it('runs a partial batch once the oldest entry has waited maxWaitMs, however many are announced', async () => {
     const runner = new FakeRunner();
-    const batcher = new Batcher(runner, { ...config, maxWaitMs: 30 });
-    batcher.expect(); // announced, never arrives
-    const pending = batcher.submit([seq(1, 3)]);
-    await new Promise((r) => setTimeout(r, 10));
-    expect(runner.batches).toHaveLength(0);
-    await pending;
-    expect(runner.batches).toHaveLength(1);
+    // A fake clock: on a loaded machine a real 10 ms pause can outlast maxWaitMs.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const batcher = new Batcher(runner, { ...config, maxWaitMs: 30 });
+      batcher.expect(); // announced, never arrives
+      const pending = batcher.submit([seq(1, 3)]);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(runner.batches).toHaveLength(0);
+      await vi.advanceTimersByTimeAsync(25);
+      await pending;
+      expect(runner.batches).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps one run in flight and batches what queued meanwhile', async () => {

@@ -74,9 +74,9 @@ export async function createOnnxEmbedder(options: OnnxEmbedderOptions): Promise<
   const loaded: LoadedModel[] = [];
   let pool: TokenizerPool | undefined;
   try {
-    const sources = dirs.map(({ id, tokenizerJson, tokenizerConfigJson, maxTokens, vocabSize }) => [
+    const sources = dirs.map(({ id, tokenizerJson, tokenizerConfigJson, maxTokens, vocabSize, prompts }) => [
       id,
-      { tokenizerJson, tokenizerConfigJson, maxTokens, vocabSize },
+      { tokenizerJson, tokenizerConfigJson, maxTokens, vocabSize, prompts },
     ]);
     pool = await TokenizerPool.start(Object.fromEntries(sources), tokenizerThreads);
     for (const dir of dirs) {

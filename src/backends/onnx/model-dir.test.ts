@@ -24,6 +24,40 @@ describe('loadModelDir', () => {
     expect(m).toMatchObject({ id: 'nomic-embed-text-v1.5', hiddenSize: 64, vocabSize: 4000, maxTokens: 128 });
     expect(m.onnxPath).toBe(join(dir, 'onnx', 'model.onnx'));
     expect(m.version).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('offers a plain BERT directory (no prompts declared) with no task aliases and no prefix', async () => {
+    const m = await loadModelDir(dir);
+    expect(m.prompts).toEqual({});
+    expect(m.specs.map((s) => [s.id, s.defaultTaskType])).toEqual([['nomic-embed-text-v1.5', null]]);
+  });
+
+  it('offers exactly the prompts config_sentence_transformers.json declares, one alias each, sharing one cacheModel', async () => {
+    await writeFile(join(dir, 'config_sentence_transformers.json'), JSON.stringify({ prompts: { query: 'query: ', passage: 'passage: ', other: 'ignored: ' }, default_prompt_name: null }));
+    const m = await loadModelDir(dir);
+    expect(m.prompts).toEqual({ search_query: 'query: ', search_document: 'passage: ' });
+    expect(m.specs.map((s) => [s.id, s.defaultTaskType])).toEqual([
+      ['nomic-embed-text-v1.5', 'search_document'],
+      ['nomic-embed-text-v1.5-search_document', 'search_document'],
+      ['nomic-embed-text-v1.5-search_query', 'search_query'],
+    ]);
+    expect(new Set(m.specs.map((s) => s.cacheModel))).toEqual(new Set(['nomic-embed-text-v1.5']));
+    expect(new Set(m.specs.map((s) => s.version))).toEqual(new Set([m.version]));
+    // The prompts are part of what the model sees: other prompts, other version.
+    const before = m.version;
+    await writeFile(join(dir, 'config_sentence_transformers.json'), JSON.stringify({ prompts: { query: 'q: ' } }));
+    const after = await loadModelDir(dir);
+    expect(after.version).not.toBe(before);
+    expect(after.specs.map((s) => [s.id, s.defaultTaskType])).toEqual([
+      ['nomic-embed-text-v1.5', null],
+      ['nomic-embed-text-v1.5-search_query', 'search_query'],
+    ]);
+  });
+
+  it('reads the task prefixes a model card writes (nomic’s README) where sentence-transformers declares none', async () => {
+    await writeFile(join(dir, 'config_sentence_transformers.json'), JSON.stringify({ prompts: {}, default_prompt_name: null }));
+    await writeFile(join(dir, 'README.md'), "Prefix each text: `search_query: ` for questions, `search_document: ` for passages; also 'clustering: ' and 'classification: '.");
+    const m = await loadModelDir(dir);
     expect(m.specs.map((s) => [s.id, s.defaultTaskType])).toEqual([
       ['nomic-embed-text-v1.5', 'search_document'],
       ['nomic-embed-text-v1.5-search_document', 'search_document'],
@@ -31,8 +65,7 @@ describe('loadModelDir', () => {
       ['nomic-embed-text-v1.5-clustering', 'clustering'],
       ['nomic-embed-text-v1.5-classification', 'classification'],
     ]);
-    expect(new Set(m.specs.map((s) => s.cacheModel))).toEqual(new Set(['nomic-embed-text-v1.5']));
-    expect(new Set(m.specs.map((s) => s.version))).toEqual(new Set([m.version]));
+    expect(m.prompts.search_query).toBe('search_query: ');
   });
 
   it('keeps the version for the same files and changes it when the weights change', async () => {

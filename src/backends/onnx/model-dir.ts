@@ -1,7 +1,7 @@
 /**
  * Reads a local model directory laid out like a Hugging Face repo (nomic-embed-text-v1.5 and
- * kin) and describes it: where the files are, the model's shape, its cache version, and the
- * ModelSpecs (base id + task aliases) the core serves it under.
+ * kin) and describes it: where the files are, the model's shape, its cache version, its task
+ * prompts, and the ModelSpecs (base id + one alias per declared task) the core serves it under.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
@@ -9,8 +9,8 @@ import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { TASK_TYPES, type ModelSpec, type TaskType } from '../../core/types.js';
 
-/** Bumped when our own pipeline (prefixes, truncation, pooling) changes the vectors. */
-const PIPELINE_VERSION = 'onnx-mean-l2-v1';
+/** Bumped when our own pipeline (prefixes, truncation, pooling) changes the vectors. v2: prompts from the directory. */
+const PIPELINE_VERSION = 'onnx-mean-l2-v2';
 /** Hugging Face writes a huge sentinel in model_max_length when the tokenizer has no limit. */
 const UNSET_MAX_LENGTH = 1_000_000;
 const MB = 1024 * 1024;
@@ -31,6 +31,13 @@ const poolingConfigSchema = z.object({
   pooling_mode_cls_token: z.boolean().optional(),
   pooling_mode_max_tokens: z.boolean().optional(),
 });
+/** sentence-transformers' own prompt declaration (what `encode(prompt_name=...)` prepends). */
+const sentenceTransformersConfigSchema = z.object({
+  prompts: z.record(z.string(), z.string()).optional(),
+  default_prompt_name: z.string().nullable().optional(),
+});
+/** sentence-transformers prompt names that mean one of our task types. */
+const PROMPT_NAME_TASKS: Record<string, TaskType> = { query: 'search_query', document: 'search_document', passage: 'search_document' };
 const tokenizerJsonSchema = z.object({ model: z.object({ type: z.string().optional() }).loose() }).loose();
 
 export interface ModelDirOptions {
@@ -41,6 +48,8 @@ export interface ModelDirOptions {
 }
 
 /** Everything the backend needs to know about one model directory. */
+export type TaskPrompts = Partial<Record<TaskType, string>>;
+
 export interface ModelDir {
   /** Base model id: the directory's basename. */
   id: string;
@@ -51,6 +60,8 @@ export interface ModelDir {
   tokenizerConfigJson: string;
   /** Full output dimension. */
   hiddenSize: number;
+  /** The text put before an input for each task the directory declares; empty: no prefixes, no task aliases. */
+  prompts: TaskPrompts;
   /** Rows of the embedding matrix: valid token ids are [0, vocabSize). Null when unknown. */
   vocabSize: number | null;
   /** Per-input token limit, special tokens included. */
@@ -87,7 +98,8 @@ export async function loadModelDir(dirPath: string, options: ModelDirOptions = {
     options.maxSeqLength,
   );
   const onnxPath = await findOnnx(dir, options.variant);
-  const version = await modelVersion(onnxPath, [tokenizerJson, tokenizerConfigJson], maxTokens);
+  const { prompts, defaultTask } = await readPrompts(dir);
+  const version = await modelVersion(onnxPath, [tokenizerJson, tokenizerConfigJson, JSON.stringify(prompts)], maxTokens);
   const created = Math.floor((await stat(onnxPath)).mtimeMs / 1000);
   return {
     id,
@@ -96,27 +108,58 @@ export async function loadModelDir(dirPath: string, options: ModelDirOptions = {
     tokenizerJson,
     tokenizerConfigJson,
     hiddenSize,
+    prompts,
     vocabSize: config.vocab_size ?? null,
     maxTokens,
     version,
-    specs: modelSpecs({ id, version, dimensions: hiddenSize, maxInputTokens: maxTokens, created }),
+    specs: modelSpecs({ id, version, dimensions: hiddenSize, maxInputTokens: maxTokens, created }, prompts, defaultTask),
   };
 }
 
 /**
- * The base id (default task `search_document`, as nomic's model card recommends for stored
- * text) plus one alias per task type. All share the base id as cacheModel, so one text under
- * two tasks gives two vectors under one cacheModel: the cache key must carry the effective
- * task type (the prefix is part of what the model sees).
+ * The task prompts a directory declares, from its own files only (a plain BERT declares none,
+ * and a guessed prefix would change its vectors):
+ * 1. config_sentence_transformers.json `prompts` (names that are task types, or query/document/passage);
+ * 2. else the model card (README.md) of a model trained with task prefixes, as nomic's says
+ *    `search_query: ` / `search_document: `: each task type the card writes as a prefix.
+ * The default task: `default_prompt_name`, else search_document where declared, else none.
  */
-export function modelSpecs(base: {
-  id: string;
-  version: string;
-  dimensions: number;
-  maxInputTokens: number;
-  created: number;
-}): ModelSpec[] {
-  const spec = (id: string, task: TaskType): ModelSpec => ({
+export async function readPrompts(dir: string): Promise<{ prompts: TaskPrompts; defaultTask: TaskType | null }> {
+  const prompts: TaskPrompts = {};
+  const stText = await readOptional(dir, 'config_sentence_transformers.json');
+  const st = stText ? parseJson(dir, 'config_sentence_transformers.json', stText, sentenceTransformersConfigSchema) : {};
+  const taskOf = (name: string): TaskType | undefined => ((TASK_TYPES as readonly string[]).includes(name) ? (name as TaskType) : PROMPT_NAME_TASKS[name]);
+  for (const [name, text] of Object.entries(st.prompts ?? {})) {
+    const task = taskOf(name);
+    if (task && text.length > 0 && prompts[task] === undefined) prompts[task] = text;
+  }
+  if (Object.keys(prompts).length === 0) {
+    const card = (await readOptional(dir, 'README.md')) ?? '';
+    for (const task of TASK_TYPES) if (new RegExp(`\\b${task}: `).test(card)) prompts[task] = `${task}: `;
+  }
+  const named = st.default_prompt_name ? taskOf(st.default_prompt_name) : undefined;
+  const defaultTask = named && prompts[named] !== undefined ? named : prompts.search_document !== undefined ? 'search_document' : null;
+  return { prompts, defaultTask };
+}
+
+/**
+ * The base id (its default task, when the directory declares one) plus one alias per declared
+ * task. All share the base id as cacheModel, so one text under two tasks gives two vectors under
+ * one cacheModel: the cache key must carry the effective task type (the prefix is part of what
+ * the model sees).
+ */
+export function modelSpecs(
+  base: {
+    id: string;
+    version: string;
+    dimensions: number;
+    maxInputTokens: number;
+    created: number;
+  },
+  prompts: TaskPrompts,
+  defaultTask: TaskType | null,
+): ModelSpec[] {
+  const spec = (id: string, task: TaskType | null): ModelSpec => ({
     id,
     cacheModel: base.id,
     version: base.version,
@@ -127,7 +170,7 @@ export function modelSpecs(base: {
     ownedBy: 'local',
     created: base.created,
   });
-  return [spec(base.id, 'search_document'), ...TASK_TYPES.map((t) => spec(`${base.id}-${t}`, t))];
+  return [spec(base.id, defaultTask), ...TASK_TYPES.filter((t) => prompts[t] !== undefined).map((t) => spec(`${base.id}-${t}`, t))];
 }
 
 /** sentence-transformers' max_seq_length wins, then the tokenizer's, capped by the positions. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadModelDir } from './model-dir.js';
-import { MODEL_FILES, pullModel, type PullProgress } from './pull.js';
+import { MODEL_FILES, OPTIONAL_MODEL_FILES, pullModel, type PullProgress } from './pull.js';
 
 const FIXTURE = fileURLToPath(new URL('../../../test/fixtures/tiny-bert', import.meta.url));
 const REPO = 'nomic-ai/tiny-bert';
@@ -163,9 +163,11 @@ describe('pullModel against a local fake hub', () => {
   });
 
   it('downloads every file the backend needs, byte for byte, into a loadable model directory', async () => {
-    const pulled = await pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false });
-    expect(pulled.map((p) => p.file)).toEqual(MODEL_FILES);
-    for (const file of MODEL_FILES) expect(sha256(await readFile(join(dest, file)))).toBe(sha256(readFixture(file)!));
+    const pulled = await pullModel(REPO, dest, { endpoint: hub.endpoint });
+    // The fixture has no model card and no sentence-transformers prompts: those optional files are skipped.
+    const present = MODEL_FILES.filter((f) => !OPTIONAL_MODEL_FILES.includes(f));
+    expect(pulled.map((p) => p.file)).toEqual(present);
+    for (const file of present) expect(sha256(await readFile(join(dest, file)))).toBe(sha256(readFixture(file)!));
     expect(pulled.find((p) => p.file === LFS)?.sha256).toBe(sha256(readFixture(LFS)!));
     expect(pulled.find((p) => p.file === 'config.json')?.sha256).toBeNull();
     expect((await listFiles(dest)).filter((f) => f.endsWith('.part'))).toEqual([]);
@@ -175,7 +177,7 @@ describe('pullModel against a local fake hub', () => {
   it('resumes with Range after the connection drops halfway, and the result checks out', async () => {
     hub.cutOnce.add(LFS);
     const size = readFixture(LFS)!.length;
-    await pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false });
+    await pullModel(REPO, dest, { endpoint: hub.endpoint });
     const gets = hub.gets('cdn', LFS);
     expect(gets).toHaveLength(2);
     expect(gets[0].range).toBeUndefined();
@@ -189,7 +191,7 @@ describe('pullModel against a local fake hub', () => {
     const body = readFixture(LFS)!;
     await mkdir(join(dest, 'onnx'), { recursive: true });
     await writeFile(join(dest, `${LFS}.part`), body.subarray(0, 1000));
-    await pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false });
+    await pullModel(REPO, dest, { endpoint: hub.endpoint });
     expect(hub.gets('cdn', LFS).map((g) => g.range)).toEqual(['bytes=1000-']);
     expect(sha256(await readFile(join(dest, LFS)))).toBe(sha256(body));
   });
@@ -198,23 +200,23 @@ describe('pullModel against a local fake hub', () => {
     const body = readFixture(LFS)!;
     await mkdir(join(dest, 'onnx'), { recursive: true });
     await writeFile(join(dest, `${LFS}.part`), Buffer.alloc(1000, 7));
-    await pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false });
+    await pullModel(REPO, dest, { endpoint: hub.endpoint });
     expect(hub.gets('cdn', LFS).map((g) => g.range)).toEqual(['bytes=1000-', undefined]);
     expect(sha256(await readFile(join(dest, LFS)))).toBe(sha256(body));
   });
 
   it('refuses a file whose sha256 differs from the hub etag, leaving neither file nor .part', async () => {
     hub.wrongSha.set(LFS, 'f'.repeat(64));
-    await expect(pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false })).rejects.toThrow(
+    await expect(pullModel(REPO, dest, { endpoint: hub.endpoint })).rejects.toThrow(
       /onnx\/model\.onnx: checksum mismatch \(expected sha256 f{64}/,
     );
     expect((await listFiles(dest)).filter((f) => f.startsWith('onnx/'))).toEqual([]);
   });
 
   it('skips files already pulled with the same etag', async () => {
-    await pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false });
+    await pullModel(REPO, dest, { endpoint: hub.endpoint });
     hub.seen = [];
-    const again = await pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false });
+    const again = await pullModel(REPO, dest, { endpoint: hub.endpoint });
     expect(again.every((p) => p.skipped)).toBe(true);
     expect(hub.seen.filter((s) => s.method === 'GET')).toEqual([]);
   });
@@ -229,17 +231,29 @@ describe('pullModel against a local fake hub', () => {
 
   it('sends the token to the hub but not to the CDN it redirects to', async () => {
     hub.requireToken = 'hf_secret';
-    await pullModel(REPO, dest, { endpoint: hub.endpoint, files: ['config.json', LFS], token: 'hf_secret', progressBar: false });
+    await pullModel(REPO, dest, { endpoint: hub.endpoint, files: ['config.json', LFS], token: 'hf_secret' });
     expect(sha256(await readFile(join(dest, LFS)))).toBe(sha256(readFixture(LFS)!));
     expect(hub.gets('cdn', LFS)[0].authorization).toBeUndefined();
   });
 
   it('says a token is needed when the hub answers 401, and names a missing file', async () => {
     hub.requireToken = 'hf_secret';
-    await expect(pullModel(REPO, dest, { endpoint: hub.endpoint, progressBar: false })).rejects.toThrow(/access denied.*token/);
+    await expect(pullModel(REPO, dest, { endpoint: hub.endpoint })).rejects.toThrow(/access denied.*token/);
     hub.requireToken = null;
-    await expect(pullModel(REPO, dest, { endpoint: hub.endpoint, files: ['onnx/model_fp16.onnx'], progressBar: false })).rejects.toThrow(
+    await expect(pullModel(REPO, dest, { endpoint: hub.endpoint, files: ['onnx/model_fp16.onnx'] })).rejects.toThrow(
       /onnx\/model_fp16\.onnx not found/,
     );
+  });
+
+  it('names the URL, the cause and what to do when the hub cannot be reached', async () => {
+    // A loopback port that was just closed: the connection is refused at once.
+    const closed = createServer();
+    await listen(closed);
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const err = await pullModel(REPO, dest, { endpoint: `http://127.0.0.1:${port}`, files: ['config.json'] }).catch((e: Error) => e);
+    expect(String(err)).toContain(`could not reach http://127.0.0.1:${port}/nomic-ai/tiny-bert/resolve/main/config.json: `);
+    expect(String(err)).toMatch(/ECONNREFUSED/);
+    expect(String(err)).toMatch(/HF_ENDPOINT.*MODEL_DIR/);
   });
 });

@@ -1,14 +1,14 @@
 /**
  * Downloads a model directory from the Hugging Face hub (or a mirror speaking its
  * `/{repo}/resolve/{revision}/{file}` protocol): resumable through `.part` files and HTTP
- * Range, sha256-checked against the hub's LFS etag, with a progress bar on a terminal.
+ * Range, sha256-checked against the hub's LFS etag. Progress is reported through onProgress
+ * (the CLI draws it). Network failures name the URL, the cause and what to do.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import cliProgress from 'cli-progress';
 
 export const HF_ENDPOINT = 'https://huggingface.co';
 
@@ -20,6 +20,9 @@ export const MODEL_FILES = [
   'sentence_bert_config.json',
   '1_Pooling/config.json',
   'onnx/model.onnx',
+  // Optional (skipped where the repo has none): where task prompts are declared.
+  'config_sentence_transformers.json',
+  'README.md',
 ];
 
 /** Records the etag of each pulled file, so a later pull skips what has not changed. */
@@ -41,11 +44,11 @@ export interface PullOptions {
   revision?: string;
   /** Paths inside the repo. Default MODEL_FILES. */
   files?: string[];
+  /** Of those, the ones a repo may lack (a 404 skips them). Default OPTIONAL_MODEL_FILES. */
+  optionalFiles?: string[];
   /** Hub token for gated or private repos; sent to the hub only, never to the CDN it redirects to. */
   token?: string;
   onProgress?: (progress: PullProgress) => void;
-  /** Draw a progress bar on stderr. Default: when stderr is a terminal. */
-  progressBar?: boolean;
   /** Attempts per file after a dropped connection, each resuming where the last stopped. Default 4. */
   attempts?: number;
   signal?: AbortSignal;
@@ -74,13 +77,19 @@ export async function pullModel(repo: string, destDir: string, options: PullOpti
   const revision = options.revision ?? 'main';
   const manifestPath = join(destDir, MANIFEST);
   const manifest = await readManifest(manifestPath);
-  const useBar = options.progressBar ?? (process.stderr.isTTY === true && !options.onProgress);
-  const bars = useBar ? new cliProgress.MultiBar({ format: '{file} [{bar}] {percentage}% {value}/{total} B', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
   const pulled: PulledFile[] = [];
-  try {
+  const optional = new Set(options.optionalFiles ?? OPTIONAL_MODEL_FILES);
+  {
     for (const file of options.files ?? MODEL_FILES) {
       const url = `${endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${file.split('/').map(encodeURIComponent).join('/')}`;
-      const remote = await resolveFile(url, file, repo, revision, options);
+      let remote: RemoteFile;
+      try {
+        remote = await resolveFile(url, file, repo, revision, options);
+      } catch (err) {
+        // A repo without a model card or without sentence-transformers' prompts is still a model.
+        if (err instanceof NotFoundError && optional.has(file)) continue;
+        throw err;
+      }
       const path = join(destDir, file);
       const sha256 = remote.etag && SHA256_HEX.test(remote.etag) ? remote.etag : null;
       const existing = await sizeOf(path);
@@ -88,22 +97,14 @@ export async function pullModel(repo: string, destDir: string, options: PullOpti
         pulled.push({ file, path, bytes: existing, sha256, skipped: true });
         continue;
       }
-      const bar = bars?.create(remote.size ?? 0, 0, { file });
-      const onProgress = (p: PullProgress) => {
-        bar?.setTotal(p.total ?? p.received);
-        bar?.update(p.received);
-        options.onProgress?.(p);
-      };
+      const onProgress = (p: PullProgress) => options.onProgress?.(p);
       const bytes = await download({ remote, file, path, sha256, hubOrigin: new URL(endpoint).origin, onProgress }, options);
-      bar?.stop();
       if (remote.etag) {
         manifest[file] = remote.etag;
         await writeFile(manifestPath, JSON.stringify(manifest, null, 2));
       }
       pulled.push({ file, path, bytes, sha256, skipped: false });
     }
-  } finally {
-    bars?.stop();
   }
   return pulled;
 }
@@ -117,11 +118,11 @@ export async function resolveFile(url: string, file: string, repo: string, revis
   const origin = new URL(url).origin;
   let current = url;
   for (let hop = 0; hop < 5; hop++) {
-    const res = await fetch(current, { method: 'HEAD', redirect: 'manual', headers: hubHeaders(options.token), signal: options.signal });
+    const res = await hubFetch(current, { method: 'HEAD', redirect: 'manual', headers: hubHeaders(options.token), signal: options.signal });
     if (res.status === 401 || res.status === 403) {
-      throw new Error(`${repo}: access denied (HTTP ${res.status}) for ${file}; the repo may be gated or private: pass a hub token`);
+      throw new Error(`${repo}: access denied (HTTP ${res.status}) for ${file} at ${current}; the repo may be gated or private: set HF_TOKEN to a Hugging Face token that may read it`);
     }
-    if (res.status === 404) throw new Error(`${repo}@${revision}: ${file} not found (HTTP 404)`);
+    if (res.status === 404) throw new NotFoundError(`${repo}@${revision}: ${file} not found (HTTP 404 at ${current}); check the repo name and --revision`);
     const etag = cleanEtag(res.headers.get('x-linked-etag') ?? res.headers.get('etag'));
     const size = toSize(res.headers.get('x-linked-size') ?? res.headers.get('content-length'));
     const location = res.headers.get('location');
@@ -133,7 +134,7 @@ export async function resolveFile(url: string, file: string, repo: string, revis
       }
       return { url: next.href, etag, size };
     }
-    if (!res.ok) throw new Error(`${repo}@${revision}: ${file}: HTTP ${res.status}`);
+    if (!res.ok) throw new Error(`${repo}@${revision}: ${file}: HTTP ${res.status} at ${current}`);
     return { url: current, etag, size };
   }
   throw new Error(`${repo}@${revision}: ${file}: too many redirects`);
@@ -176,6 +177,7 @@ async function download(job: Job, options: PullOptions): Promise<number> {
       return bytes;
     } catch (err) {
       const retryable = err instanceof RetryableError || isNetworkError(err);
+      if (retryable && !(err instanceof UnreachableError) && attempt >= attempts && isNetworkError(err)) throw new UnreachableError(remote.url, err);
       if (!retryable || attempt >= attempts || options.signal?.aborted) throw err;
       await sleep(Math.min(200 * 2 ** (attempt - 1), 5_000), undefined, { signal: options.signal });
     }
@@ -183,6 +185,38 @@ async function download(job: Job, options: PullOptions): Promise<number> {
 }
 
 class RetryableError extends Error {}
+class NotFoundError extends Error {}
+
+/** Files a pull fetches when the repo has them (task prompts, the model card with its prefixes). */
+export const OPTIONAL_MODEL_FILES = ['config_sentence_transformers.json', 'README.md'];
+
+/**
+ * The hub (or the CDN) could not be reached: says where, why (undici's cause, not its "fetch
+ * failed") and what to do offline.
+ */
+export class UnreachableError extends Error {
+  readonly code = 'EUNREACHABLE';
+  constructor(url: string, err: unknown) {
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause instanceof Error ? cause.message : err instanceof Error ? err.message : String(err);
+    super(
+      `could not reach ${url}: ${why}. Check the network (or a proxy); set HF_ENDPOINT (or --endpoint) to a mirror of the hub; ` +
+        'or, offline, copy a model directory to this machine and serve it with MODEL_DIR=/path/to/it.',
+      { cause: err },
+    );
+    this.name = 'UnreachableError';
+  }
+}
+
+/** fetch, with a failure to connect turned into an UnreachableError naming the URL. */
+async function hubFetch(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if (init.signal?.aborted) throw err;
+    throw new UnreachableError(url, err);
+  }
+}
 
 /** One GET, appending to `part` from its current size when the server honours Range. */
 async function fetchInto(
@@ -197,7 +231,7 @@ async function fetchInto(
   }
   const headers = hubHeaders(new URL(remote.url).origin === hubOrigin ? options.token : undefined);
   if (offset > 0) headers.range = `bytes=${offset}-`;
-  const res = await fetch(remote.url, { headers, signal: options.signal });
+  const res = await hubFetch(remote.url, { headers, signal: options.signal });
   if (res.status === 416) {
     // The .part is no prefix of this file (or already whole but unrenamed): start over.
     await res.body?.cancel();

@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { DomainError } from '../../core/errors.js';
 import type { TaskType } from '../../core/types.js';
 import { TextTokenizer, taskPrefix } from './tokenize.js';
+import { NOMIC_PROMPTS } from '../../testing/model-fixtures.js';
 
 const MODEL_DIR = fileURLToPath(new URL('../../../test/fixtures/tiny-bert', import.meta.url));
 const source = {
@@ -12,6 +13,7 @@ const source = {
   tokenizerConfigJson: readFileSync(`${MODEL_DIR}/tokenizer_config.json`, 'utf8'),
   maxTokens: 128,
   vocabSize: 4000,
+  prompts: NOMIC_PROMPTS,
 };
 const golden = JSON.parse(readFileSync(`${MODEL_DIR}/golden-public.json`, 'utf8')) as {
   cases: { text: string; task_type: TaskType; input_ids: number[] }[];
@@ -28,9 +30,12 @@ describe('TextTokenizer', () => {
     }
   });
 
-  it('puts the nomic task prefix before the text', () => {
-    expect(taskPrefix('search_query')).toBe('search_query: ');
-    expect(taskPrefix(null)).toBe('');
+  it('puts the task prompt the directory declares before the text, and none where it declares none', () => {
+    expect(taskPrefix('search_query', NOMIC_PROMPTS)).toBe('search_query: ');
+    expect(taskPrefix(null, NOMIC_PROMPTS)).toBe('');
+    expect(taskPrefix('search_query', {})).toBe('');
+    const plain = new TextTokenizer({ ...source, prompts: undefined });
+    expect(plain.encodeText('hello', 'search_query')).toEqual(plain.encodeText('hello', null));
     const query = tokenizer.encodeText('hello', 'search_query');
     const bare = tokenizer.encodeText('hello', null);
     expect(query.length).toBeGreaterThan(bare.length);

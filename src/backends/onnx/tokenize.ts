@@ -7,9 +7,9 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { DomainError } from '../../core/errors.js';
 import type { EmbedInput, TaskType } from '../../core/types.js';
 
-/** nomic's prefixes: the model was trained with them, so they are part of the input. */
-export function taskPrefix(taskType: TaskType | null): string {
-  return taskType ? `${taskType}: ` : '';
+/** The prompt the model directory declares for a task (nomic's `search_query: `, ...); '' where none. */
+export function taskPrefix(taskType: TaskType | null, prompts: Partial<Record<TaskType, string>>): string {
+  return taskType ? (prompts[taskType] ?? '') : '';
 }
 
 /**
@@ -30,6 +30,8 @@ export interface TokenizerSource {
   maxTokens: number;
   /** Valid ids are [0, vocabSize); null: the tokenizer's own vocabulary size. */
   vocabSize: number | null;
+  /** Task prompts the model directory declares (see model-dir.ts); absent: none. */
+  prompts?: Partial<Record<TaskType, string>>;
 }
 
 export class TextTokenizer {
@@ -40,6 +42,7 @@ export class TextTokenizer {
   private readonly tail: number[];
   private readonly vocabSize: number;
   private readonly cutAtWhitespace: boolean;
+  private readonly prompts: Partial<Record<TaskType, string>>;
 
   constructor(source: TokenizerSource) {
     const json = JSON.parse(source.tokenizerJson) as { pre_tokenizer?: { type?: string } | null };
@@ -47,6 +50,7 @@ export class TextTokenizer {
     this.cutAtWhitespace = WHITESPACE_SPLITTING.has(json.pre_tokenizer?.type ?? '');
     [this.head, this.tail] = specialFrame(this.tokenizer);
     this.maxTokens = source.maxTokens;
+    this.prompts = source.prompts ?? {};
     if (this.maxTokens <= this.head.length + this.tail.length) {
       throw new Error(`max tokens ${this.maxTokens} leaves no room for text`);
     }
@@ -60,7 +64,7 @@ export class TextTokenizer {
 
   /** `<prefix><text>`, tokenised, truncated to maxTokens with the frame kept. */
   encodeText(text: string, taskType: TaskType | null): number[] {
-    return this.frame(this.contentIds(taskPrefix(taskType) + text));
+    return this.frame(this.contentIds(taskPrefix(taskType, this.prompts) + text));
   }
 
   /**

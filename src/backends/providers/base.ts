@@ -72,6 +72,9 @@ export interface BatchResult {
  * runs the calls (a few at a time) and reassembles them in input order. Kinds only say how
  * one call looks on the wire (`callBatch`).
  */
+/** Failures that say the provider is not serving (not the caller's fault, not one bad answer). */
+const HEALTH_FAILURES = new Set(['upstream_unreachable', 'upstream_timeout', 'upstream_refused']);
+
 export abstract class ProviderEmbedder implements Embedder {
   readonly name: string;
   /** How errors and refused answers name this provider (never its key). */
@@ -132,10 +135,26 @@ export abstract class ProviderEmbedder implements Embedder {
 
   protected abstract callBatch(m: ResolvedProviderModel, inputs: EmbedInput[], o: BatchOptions): Promise<BatchResult>;
 
+  /** Consecutive failed calls and when the last one ended: what ready() (and so /readyz) reports on. */
+  private failures = 0;
+  private lastFailureAt = 0;
+  /** ready() turns false after this many consecutive failures within the window; a success or the window passing heals it. */
+  unhealthyAfter = 3;
+  unhealthyWindowMs = 60_000;
+  now: () => number = Date.now;
+
   async embed(model: string, inputs: EmbedInput[], options: EmbedOptions = {}): Promise<EmbedResult> {
     this.running++;
     try {
-      return await this.run(model, inputs, options);
+      const r = await this.run(model, inputs, options);
+      this.failures = 0;
+      return r;
+    } catch (err) {
+      if (err instanceof DomainError && HEALTH_FAILURES.has(err.kind)) {
+        this.failures++;
+        this.lastFailureAt = this.now();
+      }
+      throw err;
     } finally {
       if (--this.running === 0) for (const resolve of this.idle.splice(0)) resolve();
     }
@@ -177,7 +196,7 @@ export abstract class ProviderEmbedder implements Embedder {
   }
 
   async ready(): Promise<boolean> {
-    return true;
+    return this.failures < this.unhealthyAfter || this.now() - this.lastFailureAt > this.unhealthyWindowMs;
   }
 
   /** Resolves when the requests running now have finished (the connection pool is shared, not closed). */
