@@ -104,7 +104,6 @@ const EmbeddingsBody = z.object({
   usage: z.object({ prompt_tokens: z.number().int().min(0).optional() }).nullish(),
 });
 const ErrorBody = z.object({ error: z.union([z.object({ message: z.string() }).loose(), z.string()]) });
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /**
  * An upstream's 200 body -> one Float32Array per input, in input order; anything else throws
@@ -137,8 +136,10 @@ export function parseEmbeddingsBody(raw: string, expected: number, provider: str
     if (vectors[d.index]) throw bad(`index ${d.index} appears twice`);
     const e = d.embedding;
     if (typeof e === 'string') {
-      if (e.length % 4 !== 0 || !BASE64.test(e)) throw bad(`embedding ${d.index} is not valid base64 (${e.length} characters)`);
+      // Node's decoder skips characters it does not know: a round trip proves the text was exact
+      // base64 (native, ~µs for 8 KB, where a regex over the string cost ~40 µs per vector).
       const bytes = Buffer.from(e, 'base64');
+      if (e.length % 4 !== 0 || bytes.toString('base64') !== e) throw bad(`embedding ${d.index} is not valid base64 (${e.length} characters)`);
       if (bytes.length % 4 !== 0) throw bad(`embedding ${d.index} has ${bytes.length} bytes, not whole float32 values`);
       vectors[d.index] = base64ToVector(e);
     } else {
