@@ -85,3 +85,17 @@ export interface UsageDelta {
   hitTokens: number;
   backendMs: number;
 }
+
+/** The counters of a usage delta, without its key (tenant, day, hour, model). */
+export type UsageCounters = Pick<UsageDelta, 'requests' | 'inputs' | 'hits' | 'misses' | 'promptTokens' | 'hitTokens' | 'backendMs'>;
+
+/** Adds `from`'s counters into `into` (merging deltas in memory, summing report rows). */
+export function addCounters(into: UsageCounters, from: UsageCounters): void {
+  into.requests += from.requests;
+  into.inputs += from.inputs;
+  into.hits += from.hits;
+  into.misses += from.misses;
+  into.promptTokens += from.promptTokens;
+  into.hitTokens += from.hitTokens;
+  into.backendMs += from.backendMs;
+}

@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { Accumulator } from './accumulator.js';
 import { cacheScope, inputHash, memoryKey, memoryKeyPrefix } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
-import { PUBLIC_TENANT_ID, type CacheScope, type HitCount, type NewRow, type StoredVector, type UsageDelta } from './domain.js';
+import { addCounters, PUBLIC_TENANT_ID, type CacheScope, type HitCount, type NewRow, type StoredVector, type UsageDelta } from './domain.js';
 import { DomainError } from './errors.js';
 import type { CachedVector, HotCache } from './hot-cache.js';
 import type { Metrics } from './metrics.js';
@@ -129,15 +129,7 @@ export class EmbedService {
     this.usage = new Accumulator<UsageDelta>({
       name: 'usage',
       intervalMs: deps.usageFlushIntervalMs ?? intervalMs,
-      merge: (a, b) => {
-        a.requests += b.requests;
-        a.inputs += b.inputs;
-        a.hits += b.hits;
-        a.misses += b.misses;
-        a.promptTokens += b.promptTokens;
-        a.hitTokens += b.hitTokens;
-        a.backendMs += b.backendMs;
-      },
+      merge: addCounters,
       write: (batch) => deps.usage.write(batch),
       logger: deps.logger,
       maxEntries,

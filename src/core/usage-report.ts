@@ -1,5 +1,5 @@
 import type { Sql } from '../store/db.js';
-import { addCounters } from '../store/usage.js';
+import { addCounters } from './domain.js';
 import { cacheTotals, tenantOverview, usageBuckets, type UsageBucketRow, type UsageGroup } from '../store/usage-report.js';
 
 /** USD per million tokens of a usage row's model. Usage rows are per cache scope (`model#task_type`); prices are per model. */

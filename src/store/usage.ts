@@ -1,22 +1,10 @@
-import type { UsageDelta } from '../core/domain.js';
+import type { UsageCounters, UsageDelta } from '../core/domain.js';
+
+export { addCounters, type UsageCounters } from '../core/domain.js';
 import type { Sql } from './db.js';
 
 /** The summed counters of a usage row, as the tables name them (constants: safe to splice into SQL). */
 const COUNTERS = ['requests', 'inputs', 'hits', 'misses', 'prompt_tokens', 'hit_tokens', 'backend_ms'] as const;
-
-/** The counters of a delta, without its key (tenant, day, hour, model). */
-export type UsageCounters = Pick<UsageDelta, 'requests' | 'inputs' | 'hits' | 'misses' | 'promptTokens' | 'hitTokens' | 'backendMs'>;
-
-/** Adds `from`'s counters into `into` (merging deltas in memory, summing report rows). */
-export function addCounters(into: UsageCounters, from: UsageCounters): void {
-  into.requests += from.requests;
-  into.inputs += from.inputs;
-  into.hits += from.hits;
-  into.misses += from.misses;
-  into.promptTokens += from.promptTokens;
-  into.hitTokens += from.hitTokens;
-  into.backendMs += from.backendMs;
-}
 
 /**
  * Adds many deltas to usage_daily and usage_hourly in one statement (one round trip). Deltas of
