@@ -303,6 +303,8 @@ export class EmbedService {
       try {
         const values = await this.compute(ctx, missing);
         this.store(ctx, missing, values);
+        // A store slower than the backend (bulk ingest into the embedded store) sets the pace.
+        await this.rows.room();
       } catch (err) {
         for (const slot of missing) this.settle(slot, { error: err });
         throw err;
