@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.js';
 import { INSERT_BATCH_ROWS, openDatabase, type Database } from '../src/store/db.js';
-import { insertVectors, countRows } from '../src/store/embeddings.js';
+import { countRows, insertVectors, lookupVectors } from '../src/store/embeddings.js';
 import { migrate } from '../src/store/migrate.js';
 import { ensureTenant } from '../src/store/tenants.js';
 
@@ -46,7 +46,7 @@ describe('embedded store', () => {
     expect(turns).toBeGreaterThan(100);
   }, 120_000);
 
-  it('asks for small inserts, keeps what it wrote across a close, and a second opener shares it through the socket', async () => {
+  it('asks for small inserts, writes each vector of a batch bit for bit, keeps them across a close, and a second opener shares them through the socket', async () => {
     expect(db.insertBatchRows).toBe(INSERT_BATCH_ROWS.embedded);
     const tenant = await ensureTenant(db.sql, 'embedded-test');
     const scope = { model: 'm', modelVersion: '1' };
@@ -54,11 +54,17 @@ describe('embedded store', () => {
       tenantId: tenant.id,
       scope,
       inputHash: Buffer.from(`hash-${i}`.padEnd(32, '.')),
-      vector: Buffer.alloc(16, i),
+      // Lengths vary within the batch: the insert cuts one bytea of all vectors by offset.
+      vector: Buffer.from(Array.from({ length: 4 * (1 + (i % 7)) }, (_, k) => (i * 31 + k) & 255)),
       tokens: 1,
       cacheEpoch: tenant.cacheEpoch,
     }));
     await insertVectors(db.sql, rows);
+    const back = await lookupVectors(db.sql, [tenant.id], scope, rows.map((r) => r.inputHash));
+    const byHash = new Map(back.map((b) => [b.inputHash.toString('hex'), b.vector]));
+    expect(rows.every((r) => byHash.get(r.inputHash.toString('hex'))?.equals(r.vector))).toBe(true);
+    const dims = await db.sql<{ ok: boolean }[]>`SELECT bool_and(dims * 4 = octet_length(vector)) AS ok FROM embeddings WHERE tenant_id = ${tenant.id}`;
+    expect(dims[0].ok).toBe(true);
     const second = await openDatabase({ dataDir: dir, poolSize: 1, logger, mustExist: true });
     expect((await countRows(second.sql, tenant.id)).rows).toBe(300);
     await second.close();
