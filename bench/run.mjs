@@ -9,13 +9,15 @@
  * and bench/results/latest.md (latest-<scenarios>.md for a partial run). Loopback only;
  * every load run is bounded in time.
  *
- * Scenarios: hit, store-hit, miss, mixed, local, seed, soak (all = hit store-hit miss mixed local seed).
+ * Scenarios: hit, store-hit, miss, mixed, local, seed, soak, ingest (all = hit store-hit miss mixed local seed).
+ *   ingest (bench/lib/ingest.mjs): bulk load on PostgreSQL and on the embedded store, inputs/s ratio and RSS per 100k rows
  * Options:
  *   --duration <s>        seconds per measurement (default 10; 3 with --quick)
  *   --quick               short runs, 10k seed texts, a smaller warmed set
  *   --connections <n>     concurrent connections of the load generator (default 32)
  *   --minutes <n>         soak length (default 10)
  *   --seed-texts <n>      texts for `seed` (default 100000; 10000 with --quick)
+ *   --ingest-texts <n>    texts per store for `ingest` (default 100000; 20000 with --quick; use --upstream-latency 0)
  *   --upstream-latency <ms>  fake upstream latency (default 20)
  *   --rounds <n>          hit: alternate server and ceiling n times, report the median (default 1)
  *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...)
@@ -33,13 +35,14 @@ import { fileURLToPath } from 'node:url';
 import { freePort, killAllTracked, rssOf, sleep, spawnTracked, startPostgres, stopChild, tailOf, waitFor, canConnect, waitHttp } from './lib/services.mjs';
 import { text } from './lib/texts.mjs';
 import { profileMarkdown, summariseProfile } from './lib/profile.mjs';
+import { scenarioIngest } from './lib/ingest.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = path.join(ROOT, 'bench');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 // What Node's fetch, hence the OpenAI SDK, sends on every request: the hit scenario sends it too.
 const SDK_ACCEPT_ENCODING = 'gzip, deflate, br';
-const SCENARIOS = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed', 'soak'];
+const SCENARIOS = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed', 'soak', 'ingest'];
 const ALL = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed'];
 
 // ---------------------------------------------------------------------------------------------
@@ -64,6 +67,7 @@ function parseArgs(argv) {
     else if (a === '--connections') o.connections = Math.round(num());
     else if (a === '--minutes') o.minutes = num();
     else if (a === '--seed-texts') o.seedTexts = Math.round(num());
+    else if (a === '--ingest-texts') o.ingestTexts = Math.round(num());
     else if (a === '--upstream-latency') o.upstreamLatency = Number(val());
     else if (a === '--profile') o.profile = true;
     else if (a === '--rounds') o.rounds = Math.round(num());
@@ -891,7 +895,7 @@ async function scenarioStoreHit(stack, o) {
   return { results: rows, markdown: md + (profiles ? `\n\n${profiles.markdown}` : ''), targets };
 }
 
-const RUNNERS = { hit: scenarioHit, 'store-hit': scenarioStoreHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak };
+const RUNNERS = { hit: scenarioHit, 'store-hit': scenarioStoreHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak, ingest: (stack, o) => scenarioIngest(stack, o, { stopAndProfile }) };
 
 /** Stops a profiled server (so that it writes its profile) and summarises it. */
 async function stopAndProfile(server, o) {
@@ -937,7 +941,7 @@ async function main() {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('exit', killAllTracked);
   // The whole run is bounded: generous for the scenarios asked for, then everything is stopped.
-  const budgetS = 600 + o.scenarios.length * 40 * (o.duration + o.warmup + 2) + (o.scenarios.includes('soak') ? o.minutes * 60 * 1.2 : 0) + (o.scenarios.includes('seed') ? 900 : 0);
+  const budgetS = 600 + o.scenarios.length * 40 * (o.duration + o.warmup + 2) + (o.scenarios.includes('soak') ? o.minutes * 60 * 1.2 : 0) + (o.scenarios.includes('seed') ? 900 : 0) + (o.scenarios.includes('ingest') ? 1800 : 0);
   const watchdog = setTimeout(() => {
     log(`the run passed its time budget of ${Math.round(budgetS)} s: stopping`);
     onSignal('watchdog');
@@ -951,7 +955,7 @@ async function main() {
   try {
     await stack.start();
     report.machine = machineInfo(stack.pg.version);
-    const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit');
+    const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit' && s !== 'ingest');
     if (needsMain) {
       stack.main = await stack.startServer(
         'main',
@@ -961,7 +965,7 @@ async function main() {
       log(`server pid ${stack.main.pid} at ${stack.main.base}, RSS ${fmtMB(rssOf(stack.main.pid))}`);
     }
     for (const name of o.scenarios) {
-      const pid = name === 'local' || name === 'store-hit' ? null : stack.main.pid;
+      const pid = name === 'local' || name === 'store-hit' || name === 'ingest' ? null : stack.main.pid;
       const before = pid ? rssOf(pid) : null;
       const t0 = performance.now();
       try {

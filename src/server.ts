@@ -134,6 +134,7 @@ export async function createServer(
       store: {
         lookup: (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
         insert: (rows) => insertVectors(sql, rows),
+        insertBatchRows: db.insertBatchRows,
         recordHits: (counts) => recordHits(sql, counts),
       },
       usage: redisUsage ? { write: writeUsage, add: (d) => redisUsage.add(d) } : { write: writeUsage },

@@ -25,6 +25,8 @@ class MemoryStore implements VectorStore {
   fail = false;
   hang = false;
   hits: HitCount[] = [];
+  /** While set, each insert waits for it (a store that writes, slowly). */
+  gate: Promise<void> | null = null;
 
   private k(t: number, s: CacheScope, h: Buffer) {
     return `${t}|${s.model}|${s.modelVersion}|${h.toString('hex')}`;
@@ -48,6 +50,7 @@ class MemoryStore implements VectorStore {
   }
 
   async insert(rows: NewRow[]): Promise<void> {
+    if (this.gate) await this.gate;
     if (this.fail) throw new Error('connection refused');
     for (const r of rows) if (!this.rows.has(this.k(r.tenantId, r.scope, r.inputHash))) this.rows.set(this.k(r.tenantId, r.scope, r.inputHash), r);
   }
@@ -93,7 +96,7 @@ const spec: ModelSpec = {
 };
 
 const services: EmbedService[] = [];
-function setup(opts: { hotBytes?: number; lookupTimeoutMs?: number } = {}) {
+function setup(opts: { hotBytes?: number; lookupTimeoutMs?: number; rowBackpressureBytes?: number } = {}) {
   const store = new MemoryStore();
   const usage: UsageDelta[] = [];
   const backend = new ScriptedBackend(spec);
@@ -105,6 +108,7 @@ function setup(opts: { hotBytes?: number; lookupTimeoutMs?: number } = {}) {
     flushIntervalMs: 60_000,
     lookupTimeoutMs: opts.lookupTimeoutMs ?? 200,
     storeRetryMs: 50,
+    rowBackpressureBytes: opts.rowBackpressureBytes,
   });
   services.push(service);
   const model: ResolvedModel = { spec, backend, kind: 'upstream' };
@@ -199,6 +203,21 @@ describe('EmbedService', () => {
     const q = embed(acme, ['z2']);
     await Promise.all([p, q]);
     expect(store.lookups - lookupsBefore).toBeLessThanOrEqual(1);
+  });
+
+  it('answers misses at the pace of a store that writes slowly, once enough rows wait for it', async () => {
+    const { store, embed } = setup({ rowBackpressureBytes: 12 }); // one 3-d vector fits, two do not
+    let open!: () => void;
+    store.gate = new Promise((r) => (open = r));
+    expect((await embed(acme, ['a'])).hits).toBe(0); // 12 bytes wait: under the bound
+    let answered = false;
+    const second = embed(acme, ['b', 'c']).then(() => (answered = true));
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(answered).toBe(false); // 36 bytes wait on a store that is writing
+    store.gate = null;
+    open();
+    await second;
+    expect(store.rows.size).toBe(3);
   });
 
   it('keeps rows and usage while the store fails, and writes all of them once it is back', async () => {

@@ -56,6 +56,8 @@ export interface EmbedServiceDeps {
   storeRetryMs?: number;
   /** Entries kept per counter buffer while the store is away. */
   maxBufferedCounters?: number;
+  /** Unwritten vector bytes past which misses wait for the write-behind while the store keeps up (RowWriter's default: 32 MB). */
+  rowBackpressureBytes?: number;
 }
 
 /** One distinct input of a request. */
@@ -116,7 +118,7 @@ export class EmbedService {
     this.storeRetryMs = deps.storeRetryMs ?? 1000;
     const maxEntries = deps.maxBufferedCounters ?? 100_000;
     const dropped = (what: string) => (n: number) => deps.metrics?.droppedWrites.inc({ what }, n);
-    this.rows = new RowWriter(deps.store, deps.logger, { delayMs: 2, maxBatch: 2000, maxPending: 200_000, onDrop: dropped('rows') });
+    this.rows = new RowWriter(deps.store, deps.logger, { delayMs: 2, maxBatch: 2000, maxPending: 200_000, backpressureBytes: deps.rowBackpressureBytes, onDrop: dropped('rows') });
     this.hitCounts = new Accumulator<HitCount>({
       name: 'hits',
       intervalMs,
@@ -307,6 +309,8 @@ export class EmbedService {
         for (const slot of missing) this.settle(slot, { error: err });
         throw err;
       }
+      // A store slower than the backend (bulk ingest into the embedded store) sets the pace.
+      await this.rows.room();
     }
     if (waits.length > 0) await Promise.all(waits);
   }

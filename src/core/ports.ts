@@ -9,6 +9,8 @@ export interface VectorStore {
   lookup(tenantIds: number[], scope: CacheScope, hashes: Buffer[]): Promise<StoredVector[]>;
   /** Writes rows; a row already there is kept; rows of a deleted tenant are dropped. */
   insert(rows: NewRow[]): Promise<void>;
+  /** The most rows one insert should carry, where the store is faster with smaller statements (unset: the caller's batch). */
+  insertBatchRows?: number;
   /** Adds batched hit counts (eviction order). */
   recordHits(counts: HitCount[]): Promise<void>;
 }

@@ -45,6 +45,48 @@ describe('RowWriter', () => {
     w.add([row(5), row(6)]);
     expect(settled).toEqual(['a']);
   });
+
+  it('holds producers back while a slow store writes, releases them as rows are written, and never while writes fail', async () => {
+    // The store answers when told to: each insert waits for release() or fail().
+    const calls: { rows: number; release: () => void; fail: () => void }[] = [];
+    const w = new RowWriter(
+      { insert: (rows) => new Promise<void>((resolve, reject) => calls.push({ rows: rows.length, release: resolve, fail: () => reject(new Error('down')) })) },
+      logger,
+      { delayMs: 0, maxBatch: 2, maxPending: 100, backpressureBytes: 8 }, // rows of 4 bytes: room for 2
+    );
+    const order: string[] = [];
+    const wait = (name: string) => w.room().then(() => order.push(name));
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+      expect(cond()).toBe(true);
+    };
+    w.add([row(1), row(2)]);
+    await wait('under the bound'); // 8 bytes: not past it
+    w.add([row(3), row(4)]); // 16 bytes: past it
+    const held = wait('held');
+    await until(() => calls.length === 1);
+    expect(order).toEqual(['under the bound']);
+    expect(calls.map((c) => c.rows)).toEqual([2]);
+    calls[0].release(); // 8 bytes left: room again
+    await held;
+    expect(order).toEqual(['under the bound', 'held']);
+    // A failing store holds nobody: rows wait in the bounded buffer instead.
+    w.add([row(5), row(6)]);
+    const failing = wait('released by a failure');
+    await until(() => calls.length === 2);
+    expect(order.at(-1)).toBe('held');
+    calls[1].fail();
+    await failing;
+    expect(order.at(-1)).toBe('released by a failure');
+  });
+
+  it('writes no more rows a statement than the store asks for', async () => {
+    const sizes: number[] = [];
+    const w = new RowWriter({ insert: async (rows) => void sizes.push(rows.length), insertBatchRows: 2 }, logger, { delayMs: 0, maxBatch: 5, maxPending: 100 });
+    w.add([1, 2, 3, 4, 5].map(row));
+    await w.flush();
+    expect(sizes).toEqual([2, 2, 1]);
+  });
 });
 
 describe('Accumulator', () => {

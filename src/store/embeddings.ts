@@ -63,19 +63,31 @@ export async function analyseIfNeverAnalysed(sql: Sql): Promise<boolean> {
  * FOR SHARE orders it with a concurrent clear or deletion (which update or delete the tenant
  * row): either the insert commits first and the clear deletes its rows, or it waits and then
  * sees the new epoch (or no tenant) and writes nothing.
- * One statement shape for any row count: prepared once per connection.
+ * The vectors travel as one bytea, cut by offset in SQL: postgres.js sends parameters as text,
+ * and a bytea[] of N vectors is N quoted hex strings that the server's array parser walks
+ * character by character (the bulk of an insert's CPU on the embedded store); one bytea is one
+ * hex string. One statement shape for any row count: prepared once per connection.
  */
 export async function insertVectors(sql: Sql, rows: NewRow[]): Promise<void> {
   if (rows.length === 0) return;
+  const offsets = new Array<number>(rows.length);
+  const lengths = new Array<number>(rows.length);
+  let at = 0;
+  for (let i = 0; i < rows.length; i++) {
+    offsets[i] = at;
+    lengths[i] = rows[i].vector.length;
+    at += lengths[i];
+  }
+  const vectors = Buffer.concat(rows.map((r) => r.vector), at);
   const r = await sql`
     INSERT INTO embeddings (tenant_id, model, model_version, input_hash, dims, vector, tokens)
-    SELECT v.t, v.m, v.mv, v.h, octet_length(v.vec) / 4, v.vec, v.tok
+    SELECT v.t, v.m, v.mv, v.h, v.len / 4, substring(${vectors}::bytea FROM v.off + 1 FOR v.len), v.tok
     FROM unnest(
       ${rows.map((r) => r.tenantId)}::bigint[], ${rows.map((r) => r.scope.model)}::text[],
       ${rows.map((r) => r.scope.modelVersion)}::text[], ${sql.array(rows.map((r) => r.inputHash), 17)},
-      ${sql.array(rows.map((r) => r.vector), 17)}, ${rows.map((r) => r.tokens)}::int[],
+      ${offsets}::int[], ${lengths}::int[], ${rows.map((r) => r.tokens)}::int[],
       ${rows.map((r) => r.cacheEpoch ?? -1)}::int[]
-    ) AS v(t, m, mv, h, vec, tok, ep)
+    ) AS v(t, m, mv, h, off, len, tok, ep)
     JOIN tenants ON tenants.id = v.t AND (v.ep < 0 OR tenants.cache_epoch = v.ep)
     FOR SHARE OF tenants
     ON CONFLICT DO NOTHING`;
