@@ -18,7 +18,7 @@
  *   --seed-texts <n>      texts for `seed` (default 100000; 10000 with --quick)
  *   --upstream-latency <ms>  fake upstream latency (default 20)
  *   --rounds <n>          hit: alternate server and ceiling n times, report the median (default 1)
- *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...)
+ *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...); store-hit: n1-base64-1536, n64-base64-1536
  *   --accept-encoding v   hit: the server's accept-encoding (default the OpenAI SDK's 'gzip, deflate, br';
  *                         'none' sends none); each round also measures the server without it (identity)
  *   --profile             run the server under `node --cpu-prof` and summarise the profile
@@ -830,7 +830,9 @@ async function scenarioStoreHit(stack, o) {
   const rows = [];
   try {
     const [{ id: tenantId }] = await sql`SELECT id FROM tenants WHERE name = 'bench'`;
-    for (const n of [1, 64]) {
+    const sizes = [1, 64].filter((n) => !o.variants || o.variants.includes(`n${n}-base64-1536`));
+    if (sizes.length === 0) throw new Error(`store-hit --variants: known are n1-base64-1536, n64-base64-1536`);
+    for (const n of sizes) {
       const name = `n${n}-base64-1536`;
       const inputs = Array.from({ length: n }, (_, i) => text(`storehit${n}-${stack.nonce}`, i));
       const body = JSON.stringify({ model, input: n === 1 ? inputs[0] : inputs, encoding_format: 'base64' });
