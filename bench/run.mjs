@@ -22,6 +22,8 @@
  *   --accept-encoding v   hit: the server's accept-encoding (default the OpenAI SDK's 'gzip, deflate, br';
  *                         'none' sends none); each round also measures the server without it (identity)
  *   --profile             run the server under `node --cpu-prof` and summarise the profile
+ *   --store embedded      the main server (hit, miss, mixed, ...) on the embedded store (PGlite in
+ *                         DATA_DIR, no DATABASE_URL) instead of the bench's PostgreSQL
  *   --no-build            never rebuild dist/, even when src/ is newer
  *   --no-write            print only; write no files
  */
@@ -46,7 +48,7 @@ const ALL = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed'];
 // Options
 
 function parseArgs(argv) {
-  const o = { acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
+  const o = { store: 'postgres', acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -69,6 +71,7 @@ function parseArgs(argv) {
     else if (a === '--rounds') o.rounds = Math.round(num());
     else if (a === '--variants') o.variants = val().split(',').map((v) => v.trim()).filter(Boolean);
     else if (a === '--accept-encoding') o.acceptEncoding = val() === 'none' ? null : argv[i];
+    else if (a === '--store') o.store = val();
     else if (a === '--no-build') o.build = false;
     else if (a === '--no-write') o.write = false;
     else if (a === '--help' || a === '-h') o.help = true;
@@ -84,7 +87,7 @@ function parseArgs(argv) {
   return o;
 }
 
-const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--no-build] [--no-write]`;
+const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--store postgres|embedded] [--no-build] [--no-write]`;
 
 // ---------------------------------------------------------------------------------------------
 // Build
@@ -190,14 +193,20 @@ class Stack {
     const cliEnv = { ...process.env, DATABASE_URL: this.pg.url, LOG_LEVEL: 'warn' };
     execFileSync(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env: cliEnv, stdio: 'pipe', timeout: 60_000 });
     this.tier = await this.benchTier();
-    // The API key: created with the CLI, which prints it alone on its last line.
-    const out = execFileSync(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', ...(this.tier ? ['--tier', this.tier] : [])], {
+    this.key = this.createKey({ DATABASE_URL: this.pg.url }, this.tier);
+  }
+
+  /** An API key of tenant `bench`: created with the CLI, which prints it alone on its last line. */
+  createKey(env, tier = null) {
+    const cliEnv = { ...process.env, LOG_LEVEL: 'warn', ...env };
+    for (const [k, v] of Object.entries(cliEnv)) if (v === undefined) delete cliEnv[k];
+    const out = execFileSync(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', ...(tier ? ['--tier', tier] : [])], {
       cwd: ROOT,
       env: cliEnv,
       encoding: 'utf8',
       timeout: 60_000,
     });
-    this.key = out.trim().split('\n').pop().trim();
+    return out.trim().split('\n').pop().trim();
   }
 
   /**
@@ -265,6 +274,7 @@ class Stack {
     const server = {
       name,
       base,
+      dataDir: env.DATA_DIR,
       pid: child.pid,
       logFile,
       profDir,
@@ -830,8 +840,9 @@ async function scenarioStoreHit(stack, o) {
   const rows = [];
   try {
     const [{ id: tenantId }] = await sql`SELECT id FROM tenants WHERE name = 'bench'`;
-    const sizes = [1, 64].filter((n) => !o.variants || o.variants.includes(`n${n}-base64-1536`));
-    if (sizes.length === 0) throw new Error(`store-hit --variants: known are n1-base64-1536, n64-base64-1536`);
+    // --variants picks n1-base64-1536 and/or n64-base64-1536 here; a list naming neither (hit's) runs both.
+    const named = [1, 64].filter((n) => o.variants?.includes(`n${n}-base64-1536`));
+    const sizes = named.length > 0 ? named : [1, 64];
     for (const n of sizes) {
       const name = `n${n}-base64-1536`;
       const inputs = Array.from({ length: n }, (_, i) => text(`storehit${n}-${stack.nonce}`, i));
@@ -955,11 +966,14 @@ async function main() {
     report.machine = machineInfo(stack.pg.version);
     const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit');
     if (needsMain) {
+      const embedded = o.store === 'embedded';
       stack.main = await stack.startServer(
         'main',
-        { UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768' },
+        { UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768', ...(embedded ? { DATABASE_URL: undefined } : {}) },
         { profile: o.profile },
       );
+      // On the embedded store the key lives in the server's own database: created through it (DEFAULT_TIER is unlimited).
+      if (embedded) stack.key = stack.createKey({ DATA_DIR: stack.main.dataDir, DATABASE_URL: undefined });
       log(`server pid ${stack.main.pid} at ${stack.main.base}, RSS ${fmtMB(rssOf(stack.main.pid))}`);
     }
     for (const name of o.scenarios) {
