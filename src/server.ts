@@ -144,7 +144,7 @@ export async function createServer(
     });
     const embeddings = new EmbedService({
       store: {
-        lookup: (tenants, scope, hashes) => lookups.lookup(tenants, scope, hashes),
+        lookup: config.storeLookupBatch ? (tenants, scope, hashes) => lookups.lookup(tenants, scope, hashes) : (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
         insert: (rows) => insertVectors(sql, rows),
         recordHits: (counts) => recordHits(sql, counts),
       },
