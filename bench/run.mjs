@@ -20,10 +20,12 @@
  *   --ingest-texts <n>    texts per store for `ingest` (default 100000; 20000 with --quick; use --upstream-latency 0)
  *   --upstream-latency <ms>  fake upstream latency (default 20)
  *   --rounds <n>          hit: alternate server and ceiling n times, report the median (default 1)
- *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...)
+ *   --variants a,b        hit: only these requests (n1-base64-768, n64-float-1536, ...); store-hit: n1-base64-1536, n64-base64-1536
  *   --accept-encoding v   hit: the server's accept-encoding (default the OpenAI SDK's 'gzip, deflate, br';
  *                         'none' sends none); each round also measures the server without it (identity)
  *   --profile             run the server under `node --cpu-prof` and summarise the profile
+ *   --store embedded      the main server (hit, miss, mixed, ...) on the embedded store (PGlite in
+ *                         DATA_DIR, no DATABASE_URL) instead of the bench's PostgreSQL
  *   --no-build            never rebuild dist/, even when src/ is newer
  *   --no-write            print only; write no files
  */
@@ -49,7 +51,7 @@ const ALL = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed'];
 // Options
 
 function parseArgs(argv) {
-  const o = { acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
+  const o = { store: 'postgres', acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -73,6 +75,7 @@ function parseArgs(argv) {
     else if (a === '--rounds') o.rounds = Math.round(num());
     else if (a === '--variants') o.variants = val().split(',').map((v) => v.trim()).filter(Boolean);
     else if (a === '--accept-encoding') o.acceptEncoding = val() === 'none' ? null : argv[i];
+    else if (a === '--store') o.store = val();
     else if (a === '--no-build') o.build = false;
     else if (a === '--no-write') o.write = false;
     else if (a === '--help' || a === '-h') o.help = true;
@@ -88,7 +91,7 @@ function parseArgs(argv) {
   return o;
 }
 
-const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--no-build] [--no-write]`;
+const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--store postgres|embedded] [--no-build] [--no-write]`;
 
 // ---------------------------------------------------------------------------------------------
 // Build
@@ -194,14 +197,20 @@ class Stack {
     const cliEnv = { ...process.env, DATABASE_URL: this.pg.url, LOG_LEVEL: 'warn' };
     execFileSync(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env: cliEnv, stdio: 'pipe', timeout: 60_000 });
     this.tier = await this.benchTier();
-    // The API key: created with the CLI, which prints it alone on its last line.
-    const out = execFileSync(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', ...(this.tier ? ['--tier', this.tier] : [])], {
+    this.key = this.createKey({ DATABASE_URL: this.pg.url }, this.tier);
+  }
+
+  /** An API key of tenant `bench`: created with the CLI, which prints it alone on its last line. */
+  createKey(env, tier = null) {
+    const cliEnv = { ...process.env, LOG_LEVEL: 'warn', ...env };
+    for (const [k, v] of Object.entries(cliEnv)) if (v === undefined) delete cliEnv[k];
+    const out = execFileSync(process.execPath, [CLI, 'keys', 'create', '--tenant', 'bench', ...(tier ? ['--tier', tier] : [])], {
       cwd: ROOT,
       env: cliEnv,
       encoding: 'utf8',
       timeout: 60_000,
     });
-    this.key = out.trim().split('\n').pop().trim();
+    return out.trim().split('\n').pop().trim();
   }
 
   /**
@@ -269,6 +278,7 @@ class Stack {
     const server = {
       name,
       base,
+      dataDir: env.DATA_DIR,
       pid: child.pid,
       logFile,
       profDir,
@@ -828,32 +838,52 @@ async function scenarioStoreHit(stack, o) {
     { HOT_CACHE_MB: '0', DATABASE_POOL_SIZE: String(poolSize), UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768' },
     { profile: o.profile },
   );
+  // The same server without the lookup batcher, for the distinct variant's comparison (same database).
+  const plain = await stack.startServer('store-unbatched', {
+    HOT_CACHE_MB: '0', DATABASE_POOL_SIZE: String(poolSize), STORE_LOOKUP_BATCH: 'false', UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768',
+  });
   const { default: postgres } = await import('postgres');
   const sql = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
   const model = MODELS[1536];
   const rows = [];
   try {
     const [{ id: tenantId }] = await sql`SELECT id FROM tenants WHERE name = 'bench'`;
-    for (const n of [1, 64]) {
-      const name = `n${n}-base64-1536`;
-      const inputs = Array.from({ length: n }, (_, i) => text(`storehit${n}-${stack.nonce}`, i));
+    // --variants picks n1-base64-1536, n64-base64-1536 and/or n1-distinct-base64-1536 here; a
+    // list naming none of them (hit's) runs all three.
+    // `distinct`: every request one of DISTINCT_TEXTS stored inputs, as real clients send, so that
+    // concurrent requests do not share one in-flight lookup (the fixed ones do): what the lookup
+    // batcher merges. Its raw reference cycles through the same rows.
+    const DISTINCT_TEXTS = 512;
+    const all = [
+      { n: 1, name: 'n1-base64-1536' },
+      { n: 64, name: 'n64-base64-1536' },
+      { n: 1, name: 'n1-distinct-base64-1536', distinct: DISTINCT_TEXTS },
+    ];
+    const named = all.filter((v) => o.variants?.includes(v.name));
+    for (const { n, name, distinct } of named.length > 0 ? named : all) {
+      const family = `storehit${distinct ? 'd' : n}-${stack.nonce}`;
+      const inputs = Array.from({ length: distinct ?? n }, (_, i) => text(family, i));
       const body = JSON.stringify({ model, input: n === 1 ? inputs[0] : inputs, encoding_format: 'base64' });
+      const expected = inputs.length;
       const [{ t0 }] = await sql`SELECT now() AS t0`;
-      const first = await request(server.base, '/v1/embeddings', { key: stack.key, body });
+      const warmBody = distinct ? JSON.stringify({ model, input: inputs, encoding_format: 'base64' }) : body;
+      const first = await request(server.base, '/v1/embeddings', { key: stack.key, body: warmBody });
       if (first.status !== 200) throw new Error(`store-hit warm-up ${name}: ${first.status} ${first.body.toString().slice(0, 300)}`);
       // Rows are written behind the response: wait (bounded) until all of them are there.
       let stored = [];
-      for (let k = 0; k < 100 && stored.length < n; k++) {
+      for (let k = 0; k < 100 && stored.length < expected; k++) {
         stored = await sql`SELECT input_hash, model_version FROM embeddings WHERE tenant_id = ${tenantId} AND model = ${model} AND created_at >= ${t0}`;
-        if (stored.length < n) await sleep(100);
+        if (stored.length < expected) await sleep(100);
       }
-      if (stored.length < n) throw new Error(`store-hit warm-up ${name}: ${stored.length} of ${n} rows stored`);
+      if (stored.length < expected) throw new Error(`store-hit warm-up ${name}: ${stored.length} of ${expected} rows stored`);
       const again = await request(server.base, '/v1/embeddings', { key: stack.key, body });
       if (again.headers.get('x-cache') !== 'hit') throw new Error(`store-hit warm-up ${name}: second request was x-cache ${again.headers.get('x-cache')}`);
       // The reference at its best: statistics present (the server's lookup does not need them).
       await sql`ANALYZE embeddings`;
       const hashes = stored.map((r) => r.input_hash.toString('hex'));
-      const fixed = { kind: 'fixed', body, inputsPerRequest: n };
+      const fixed = distinct
+        ? { kind: 'mixed', model, encoding: 'base64', hitFamily: family, hitCount: distinct, zipfS: 0, missRatio: 0, multiRatio: 0, missFamily: `${family}-miss` }
+        : { kind: 'fixed', body, inputsPerRequest: n };
       const rounds = [];
       for (let k = 0; k < o.rounds; k++) {
         const tag = o.rounds > 1 ? ` (round ${k + 1}/${o.rounds})` : '';
@@ -861,17 +891,23 @@ async function scenarioStoreHit(stack, o) {
         const s0 = await stack.stats(server);
         const srv = await stack.load({ label: `store-hit ${name}`, url: server.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, duration: o.duration, workload: fixed, watch: [server.pid] });
         const d = statDelta(s0, await stack.stats(server));
+        let unbatched = null;
+        if (distinct) {
+          log(`store-hit ${name}: server with STORE_LOOKUP_BATCH=false${tag}`);
+          unbatched = await stack.load({ label: `store-hit ${name} unbatched`, url: plain.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, duration: o.duration, workload: fixed, watch: [plain.pid] });
+        }
         log(`store-hit ${name}: raw postgres.js ${n === 1 ? 'point' : '= ANY'} lookups${tag}`);
         const raw = await rawLookups(stack, { poolSize, concurrency: o.connections, duration: o.duration, tenantId: Number(tenantId), model, modelVersion: stored[0].model_version, hashes, perLookup: n });
         const ratio = raw.lookupsPerSec > 0 ? srv.reqPerSec / raw.lookupsPerSec : null;
-        rounds.push({ server: srv, raw, ratio, misses: d.misses });
+        rounds.push({ server: srv, raw, ratio, misses: d.misses, unbatched, unbatchedRatio: unbatched && raw.lookupsPerSec > 0 ? unbatched.reqPerSec / raw.lookupsPerSec : null });
       }
       const pick = medianBy(rounds, (r) => r.ratio);
-      rows.push({ variant: name, inputs: n, ...pick, roundRatios: rounds.map((r) => round(r.ratio, 3)), missesDuringRun: rounds.reduce((a, r) => a + r.misses, 0) });
+      rows.push({ variant: name, inputs: n, distinctTexts: distinct ?? null, ...pick, roundRatios: rounds.map((r) => round(r.ratio, 3)), missesDuringRun: rounds.reduce((a, r) => a + r.misses, 0) });
     }
   } finally {
     await sql.end({ timeout: 5 });
   }
+  await plain.stop();
   const profiles = await stopAndProfile(server, o);
   const targets = rows.map((r) => ({
     target: `store-hit ${r.variant}: >= 80 % of raw postgres.js ${r.inputs === 1 ? 'point lookups/s' : '= ANY lookups/s'} (hot cache off)`,
@@ -885,10 +921,14 @@ async function scenarioStoreHit(stack, o) {
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.inputs} × base64 1536 | ${fmtInt(r.server.reqPerSec)} | ${fmtInt(r.server.inputsPerSec)} | ${fmtInt(r.raw.lookupsPerSec)} | ${fmtInt(r.raw.vectorsPerSec)} | **${fmtPct(r.ratio)}** | ${fmtMs(r.server.latencyMs.p50)} / ${fmtMs(r.server.latencyMs.p99)} | ${fmtMs(r.raw.latencyMs.p50)} / ${fmtMs(r.raw.latencyMs.p99)} | ${fmtUs(r.server, server.pid)} | ${fmtInt(r.raw.clientCpuUsPerLookup)} | ${r.missesDuringRun} |`,
+        `| ${r.inputs} × base64 1536${r.distinctTexts ? ` (one of ${r.distinctTexts} texts)` : ''} | ${fmtInt(r.server.reqPerSec)} | ${fmtInt(r.server.inputsPerSec)} | ${fmtInt(r.raw.lookupsPerSec)} | ${fmtInt(r.raw.vectorsPerSec)} | **${fmtPct(r.ratio)}** | ${fmtMs(r.server.latencyMs.p50)} / ${fmtMs(r.server.latencyMs.p99)} | ${fmtMs(r.raw.latencyMs.p50)} / ${fmtMs(r.raw.latencyMs.p99)} | ${fmtUs(r.server, server.pid)} | ${fmtInt(r.raw.clientCpuUsPerLookup)} | ${r.missesDuringRun} |`,
     ),
     '',
-    'Raw: one `input_hash = $4` query per lookup (1 input) or one `input_hash = ANY($4)` query for the 64 hashes, tenant, model and version as equalities, after `ANALYZE embeddings`; it runs in its own process, as the load generator does.',
+    'Raw: one `input_hash = $4` query per lookup (1 input) or one `input_hash = ANY($4)` query for the 64 hashes, tenant, model and version as equalities, after `ANALYZE embeddings`; it runs in its own process, as the load generator does. The fixed requests repeat one body, so concurrent ones share one in-flight lookup; "one of N texts" sends a random one of N stored texts per request (the raw reference cycles through the same rows), so lookups are concurrent and the server merges them (store/lookup-batcher.ts).',
+    '',
+    ...rows
+      .filter((r) => r.unbatched)
+      .map((r) => `\n${r.variant} with STORE_LOOKUP_BATCH=false, same rounds: ${fmtInt(r.unbatched.reqPerSec)} req/s, **${fmtPct(r.unbatchedRatio)}** of raw, p50 / p99 ${fmtMs(r.unbatched.latencyMs.p50)} / ${fmtMs(r.unbatched.latencyMs.p99)} ms, ${fmtUs(r.unbatched, plain.pid)} µs CPU/req (batched: ${fmtPct(r.ratio)}).`),
     '',
     busyNote(rows.map((r) => r.server)),
   ].join('\n');
@@ -957,11 +997,14 @@ async function main() {
     report.machine = machineInfo(stack.pg.version);
     const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit' && s !== 'ingest');
     if (needsMain) {
+      const embedded = o.store === 'embedded';
       stack.main = await stack.startServer(
         'main',
-        { UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768' },
+        { UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768', ...(embedded ? { DATABASE_URL: undefined } : {}) },
         { profile: o.profile },
       );
+      // On the embedded store the key lives in the server's own database: created through it (DEFAULT_TIER is unlimited).
+      if (embedded) stack.key = stack.createKey({ DATA_DIR: stack.main.dataDir, DATABASE_URL: undefined });
       log(`server pid ${stack.main.pid} at ${stack.main.base}, RSS ${fmtMB(rssOf(stack.main.pid))}`);
     }
     for (const name of o.scenarios) {

@@ -84,6 +84,8 @@ const EnvSchema = z.object({
   HOT_CACHE_MB: z.coerce.number().min(0).default(256),
   /** A cache lookup slower than this is served as a miss (the store is an optimisation, not a dependency). */
   STORE_LOOKUP_TIMEOUT_MS: positiveInt.default(500),
+  /** Merge concurrent requests' cache lookups into one query per free connection (store/lookup-batcher.ts). */
+  STORE_LOOKUP_BATCH: bool.default(true),
   /** Seconds a verified API key stays cached in-process (a backstop: changes reach every process at once). */
   AUTH_CACHE_TTL_S: z.coerce.number().min(0).default(30),
   /** How long an admin change (API or CLI) waits for every running server to apply it before returning. */
@@ -168,6 +170,7 @@ export interface Config {
   compression: { mode: 'auto' | 'off' | 'gzip' | 'br'; minBytes: number };
   hotCacheBytes: number;
   storeLookupTimeoutMs: number;
+  storeLookupBatch: boolean;
   authCacheTtlMs: number;
   changeWaitMs: number;
   cacheTtlDays: number;
@@ -273,6 +276,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     compression: { mode: e.COMPRESSION, minBytes: e.COMPRESSION_MIN_BYTES ?? (e.COMPRESSION === 'auto' ? 65536 : 4096) },
     hotCacheBytes: Math.floor(e.HOT_CACHE_MB * 1024 * 1024),
     storeLookupTimeoutMs: e.STORE_LOOKUP_TIMEOUT_MS,
+    storeLookupBatch: e.STORE_LOOKUP_BATCH,
     authCacheTtlMs: e.AUTH_CACHE_TTL_S * 1000,
     changeWaitMs: e.CHANGE_WAIT_MS,
     cacheTtlDays: e.CACHE_TTL_DAYS,

@@ -27,6 +27,7 @@ import { VectorTextCache } from './http/openai-response.js';
 import { EmbedRequests } from './core/embed-request.js';
 import { tenantStats } from './core/stats.js';
 import { lookupVectors, insertVectors, recordHits } from './store/embeddings.js';
+import { LookupBatcher } from './store/lookup-batcher.js';
 import { addUsage } from './store/usage.js';
 import { ApiKeyAuth } from './auth/authenticator.js';
 import { KeyUsage } from './auth/key-usage.js';
@@ -72,6 +73,12 @@ export interface BackendEntry {
   backend: Embedder;
   kind: BackendKind;
 }
+
+/**
+ * Distinct hashes per merged store lookup. At 512 the planner already preferred filtering a
+ * tenant's 6k rows over probing the primary key (test/store-plan.test.ts checks 128).
+ */
+const LOOKUP_BATCH_HASHES = 128;
 
 /** Model directories pulled into DATA_DIR/models (served when MODEL_DIR is not set). */
 export async function pulledModelDirs(dataDir: string): Promise<string[]> {
@@ -130,9 +137,14 @@ export async function createServer(
     const drainUsage = async () => {
       await redisUsage?.drain(writeUsage).catch((err: unknown) => logger.warn({ err }, 'usage drain from Redis failed; will retry'));
     };
+    // Concurrent requests' lookups merged into one query per connection (the embedded store has one).
+    const lookups = new LookupBatcher((tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes), {
+      maxInFlight: db.kind === 'postgres' ? config.databasePoolSize : 1,
+      maxHashes: LOOKUP_BATCH_HASHES,
+    });
     const embeddings = new EmbedService({
       store: {
-        lookup: (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
+        lookup: config.storeLookupBatch ? (tenants, scope, hashes) => lookups.lookup(tenants, scope, hashes) : (tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes),
         insert: (rows) => insertVectors(sql, rows),
         insertBatchRows: db.insertBatchRows,
         recordHits: (counts) => recordHits(sql, counts),

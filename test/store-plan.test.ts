@@ -66,6 +66,10 @@ describe('lookupVectors plan', () => {
         expect((await lookupVectors(sql, tenants, scope, hashes(n))).length).toBe(n * tenants.length);
       }
     }
+    // The lookup batcher's merged query (server.ts: up to 128 distinct hashes), misses among them.
+    const merged = Array.from({ length: 128 }, (_, i) => hash(`row ${i * 13 + 1}`));
+    expectPrimaryKeyProbes(await planOf([1, 2], merged));
+    expect((await lookupVectors(sql, [1, 2], scope, merged)).length).toBe(2 * merged.filter((_, i) => i * 13 + 1 <= 6000).length);
   });
 
   it('still probes the primary key after a bulk import grows the table fivefold past its statistics', async () => {

@@ -266,3 +266,23 @@ describe('EmbedService', () => {
     void embed;
   });
 });
+
+describe('EmbedService hot hits', () => {
+  it('touch no port on a hot hit: lookups, rows, hit counts and usage wait for the batched flush', async () => {
+    const { store, usage, backend, service, embed } = setup({ hotBytes: 1 << 20 });
+    await embed(acme, ['warm', 'twice']);
+    await service.flush();
+    const before = { lookups: store.lookups, rows: store.rows.size, hitWrites: store.hits.length, usageWrites: usage.length };
+    for (let k = 0; k < 200; k++) {
+      const out = await embed(acme, k % 2 ? ['warm'] : ['twice', 'warm']);
+      expect(out.hits).toBe(out.items.length);
+    }
+    // Nothing reached the store or the usage sink while serving them.
+    expect({ lookups: store.lookups, rows: store.rows.size, hitWrites: store.hits.length, usageWrites: usage.length }).toEqual(before);
+    expect(backend.calls).toHaveLength(1);
+    await service.flush();
+    // Then one batch: a counter per row and one usage entry carrying all 200 requests.
+    expect(store.hits.slice(before.hitWrites).map((h) => h.hits).sort()).toEqual([200, 100].sort());
+    expect(usage.slice(before.usageWrites).reduce((n, d) => n + d.requests, 0)).toBe(200);
+  });
+});

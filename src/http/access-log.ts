@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../log.js';
 
 /** Probes and scrapes every few seconds would drown the requests people read logs for. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
@@ -11,13 +12,13 @@ const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
  */
 export const accessLog = fp(
   async (app: FastifyInstance) => {
-    app.addHook('onResponse', async (request, reply) => {
+    // Callback style, and the line is built only when it is written (LOG_LEVEL=warn writes none).
+    app.addHook('onResponse', (request, reply, done) => {
       const url = request.routeOptions.url ?? request.url;
-      if (QUIET_ROUTES.has(url)) {
-        if (request.log.level === 'debug' || request.log.level === 'trace') request.log.debug(fields(request, reply, url), line(request, reply, url));
-        return;
-      }
-      request.log.info(fields(request, reply, url), line(request, reply, url));
+      const level = QUIET_ROUTES.has(url) ? 'debug' : 'info';
+      // The app's logger is pino (buildApp), whose children have isLevelEnabled.
+      if ((request.log as Logger).isLevelEnabled(level)) request.log[level](fields(request, reply, url), line(request, reply, url));
+      done();
     });
   },
   { name: 'ec-access-log' },

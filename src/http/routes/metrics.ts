@@ -15,8 +15,9 @@ export const metricsRoutes = fp(
     });
 
     // Latency by route pattern (not raw URL: bounded label values) and status.
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       metrics.observeRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
     });
   },
   { name: 'ec-metrics' },
