@@ -34,6 +34,7 @@ import { freePort, killAllTracked, rssOf, sleep, spawnTracked, startPostgres, st
 import { text } from './lib/texts.mjs';
 import { profileMarkdown, summariseProfile } from './lib/profile.mjs';
 import { ensurePeerGateway, peerGatewayHeaders, startPeerGateway } from './lib/peer-gateway.mjs';
+import { pgActivity, pgPerMiss } from './lib/pg-activity.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = path.join(ROOT, 'bench');
@@ -562,6 +563,8 @@ async function scenarioMiss(stack, o) {
   const pairs = [];
   for (const conns of loads) {
     const rounds = [];
+    const pg0 = await pgActivity(stack.pg.url).catch(() => null);
+    const misses0 = sd.misses;
     for (let k = 0; k < o.rounds; k++) {
       const tag = `${conns} connections${o.rounds > 1 ? `, round ${k + 1}/${o.rounds}` : ''}`;
       log(`miss (${tag}): fake upstream directly (${o.upstreamLatency} ms latency)`);
@@ -579,7 +582,8 @@ async function scenarioMiss(stack, o) {
       rounds.push(missRound(conns, direct, via, viaPeer));
     }
     const pick = medianBy(rounds, (r) => r.throughputRatio);
-    pairs.push({ ...pick, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)) });
+    const pg = pgPerMiss(pg0, await pgActivity(stack.pg.url).catch(() => null), sd.misses - misses0);
+    pairs.push({ ...pick, pg, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)) });
   }
   const light = pairs[0];
   const full = pairs.at(-1);
@@ -636,6 +640,7 @@ function missMarkdown(pairs, stack, server, peer, o) {
       ...(p.peer ? [`| ${p.connections} | **server vs peer** | **${fmtPct(p.vsPeer)}** | | | | **${fmtMs(p.addedP50Ms - p.peerAddedP50Ms)}** | ${fmtMs(p.addedP99Ms - p.peerAddedP99Ms)} | | ${fmtPct(cpuOf(p.server, server.pid)?.usPerRequest / cpuOf(p.peer, peer.pid)?.usPerRequest)} | |`] : []),
     ]),
     '',
+    `PostgreSQL per miss (all rounds, from pg_stat_database): ${pairs.map((p) => (p.pg ? `${p.connections} conns ${p.pg.commitsPerMiss.toFixed(2)} transactions (1 lookup + write-behind)` : `${p.connections} conns -`)).join('; ')}.`,
     `Rounds (server/direct throughput; added p50 ms server${peer ? ' / peer' : ''}): ${pairs.map((p) => `${p.connections} conns ${p.roundRatios.map(fmtPct).join(', ')}; ${p.roundAddedP50Ms.map((x, i) => `+${fmtMs(x)}${peer ? ` / +${fmtMs(p.roundPeerAddedP50Ms[i])}` : ''}`).join(', ')}`).join(' — ')}.`,
   ].join('\n');
 }
