@@ -7,7 +7,7 @@ const BACKPRESSURE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Write-behind for computed vectors. A miss is answered as soon as the backend returns (the
- * vector is already in the in-process cache); its row reaches Postgres within a few ms, in
+ * vector is already in the in-process cache); its row reaches Postgres within ~10 ms, in
  * one multi-row INSERT shared with every other miss of that moment. A failed write is retried
  * with backoff; `close()` writes what is pending, so a clean shutdown loses nothing. Only a
  * crash can lose the last few ms of rows, which the next request simply recomputes.

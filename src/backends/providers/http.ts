@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { rawPostOf, type RawReply } from '../lean-fetch.js';
 import { cleanProviderMessage, invalidResponse, providerHttpError, providerTransportError, retryAfterSeconds, type ProviderIdentity } from './errors.js';
 
 /** How one provider is called: its fetch (SSRF-guarded for tenants), deadline and retries. */
@@ -38,19 +39,22 @@ export async function postJson<T>(
   schema: z.ZodType<T>,
   dialect: ErrorDialect,
 ): Promise<T> {
+  return parseBody(ctx, await postForText(ctx, url, headers, body, dialect), schema);
+}
+
+/**
+ * POSTs JSON and returns a 2xx answer's raw body (for callers that check it themselves, like
+ * the OpenAI-compatible client). Retries, deadline and error mapping as for postJson.
+ */
+export async function postForText(ctx: CallContext, url: string, headers: Record<string, string>, body: unknown, dialect: ErrorDialect): Promise<string> {
   const payload = JSON.stringify(body);
+  const post = rawPostOf(ctx.fetch);
+  const allHeaders = { 'content-type': 'application/json', accept: 'application/json', ...headers };
   for (let attempt = 0; ; attempt++) {
     const deadline = AbortSignal.timeout(ctx.timeoutMs);
-    let res: Response;
-    let text: string;
+    let res: RawReply;
     try {
-      res = await ctx.fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
-        body: payload,
-        signal: deadline,
-      });
-      text = await res.text();
+      res = await post(url, { headers: allHeaders, body: payload, signal: deadline });
     } catch (err) {
       const mapped = providerTransportError(ctx.identity, err, deadline.aborted);
       if (attempt < ctx.maxRetries && mapped.kind === 'upstream_unreachable') {
@@ -59,15 +63,15 @@ export async function postJson<T>(
       }
       throw mapped;
     }
-    if (res.status >= 200 && res.status < 300) return parseBody(ctx, text, schema);
-    const errBody = tryJson(text);
-    const retryAfter = retryAfterSeconds(res.headers.get('retry-after')) ?? dialect.retryAfter?.(errBody);
+    if (res.status >= 200 && res.status < 300) return res.text;
+    const errBody = tryJson(res.text);
+    const retryAfter = retryAfterSeconds(res.header('retry-after')) ?? dialect.retryAfter?.(errBody);
     const retry429 = res.status === 429 && retryAfter !== undefined && retryAfter <= MAX_HONOURED_RETRY_AFTER_S;
     if (attempt < ctx.maxRetries && (RETRYABLE(res.status) || retry429)) {
       await sleep(retry429 ? retryAfter * 1000 : backoffMs(attempt));
       continue;
     }
-    const message = cleanProviderMessage(dialect.message(errBody, text) ?? text, ctx.secret);
+    const message = cleanProviderMessage(dialect.message(errBody, res.text) ?? res.text, ctx.secret);
     throw providerHttpError(ctx.identity, res.status, message, {
       retryAfterSeconds: retryAfter,
       authFailure: dialect.isAuthFailure?.(res.status, errBody) ?? false,
