@@ -421,12 +421,13 @@ function sortClaims(rest: Slot[], claims: InFlightClaim[]): Claimed {
       slot.value = c.value;
       slot.cached = true;
     } else if (c.kind === 'wait') {
-      waits.push(
-        c.result.then((r) => {
-          slot.value = r.value;
-          slot.cached = r.cached;
-        }),
-      );
+      const wait = c.result.then((r) => {
+        slot.value = r.value;
+        slot.cached = r.cached;
+      });
+      // Awaited after this request's own compute; if that throws first, this one is moot.
+      wait.catch(() => {});
+      waits.push(wait);
     } else mine.push(slot);
   });
   return { mine, waits };
