@@ -93,8 +93,16 @@ program
   .action(async (o: { workers?: string }) => {
     // Validated with the rest of the environment, and inherited by the workers.
     if (o.workers !== undefined) process.env.WORKERS = o.workers;
-    const cfg = config();
+    let cfg = config();
     const logger = createLogger(cfg.logLevel, cfg.logFormat);
+    if (cfg.workers > 1 && !cfg.workersSet && cluster.isPrimary) {
+      // Each worker loads its own copy of a local model (memory and threads x WORKERS): only when asked.
+      const { pulledModelDirs } = await import('./server.js');
+      if (cfg.local.modelDirs.length > 0 || (await pulledModelDirs(cfg.dataDir)).length > 0) {
+        logger.info({ cores: cfg.workers }, 'a local model is served: one process (set WORKERS to run several, each loading the model)');
+        cfg = { ...cfg, workers: 1 };
+      }
+    }
     if (cfg.workers > 1 && cluster.isPrimary) await servePrimary(cfg, logger);
     else await serveOne(cfg, logger, cluster.isWorker);
   });

@@ -136,6 +136,8 @@ export interface Config {
   databasePoolSize: number;
   /** HTTP worker processes `serve` runs (1 = a single process, no cluster). */
   workers: number;
+  /** WORKERS was set (else `serve` keeps 1 where a local model would be loaded once per worker). */
+  workersSet: boolean;
   redisUrl: string | undefined;
   redisPrefix: string;
   redisCommandTimeoutMs: number;
@@ -244,6 +246,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     workers: e.WORKERS ?? (e.DATABASE_URL ? os.availableParallelism() : 1),
+    workersSet: e.WORKERS !== undefined,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
