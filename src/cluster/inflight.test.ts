@@ -5,7 +5,15 @@
  * their keys.
  */
 import { describe, expect, it } from 'vitest';
+import type { CacheScope, NewRow, StoredVector } from '../core/domain.js';
+import { EmbedService } from '../core/embed-service.js';
 import { DomainError } from '../core/errors.js';
+import { HotCache } from '../core/hot-cache.js';
+import { InProcessInFlight } from '../core/inflight.js';
+import type { InFlightRegistry, VectorStore } from '../core/ports.js';
+import type { TenantContext } from '../core/tenant.js';
+import type { EmbedInput, Embedder, ModelSpec } from '../core/types.js';
+import { createLogger } from '../log.js';
 import { InFlightHub } from './inflight-hub.js';
 import { ClusterInFlight } from './inflight-worker.js';
 import type { ToPrimary, ToWorker } from './messages.js';
@@ -87,5 +95,103 @@ describe('cluster in-flight registry', () => {
     await new Promise((res) => setImmediate(res));
     expect(hub.size).toBe(0);
     expect((await b.claim(['7\u0000k']))[0].kind).toBe('own');
+  });
+});
+
+/** One store for the "machine" (as PostgreSQL is for every worker). */
+class SharedStore implements VectorStore {
+  readonly rows = new Map<string, NewRow>();
+  private k(t: number, s: CacheScope, h: Buffer) {
+    return `${t}|${s.model}|${s.modelVersion}|${h.toString('hex')}`;
+  }
+  async lookup(tenantIds: number[], scope: CacheScope, hashes: Buffer[]): Promise<StoredVector[]> {
+    const out: StoredVector[] = [];
+    for (const t of tenantIds) for (const h of hashes) {
+      const r = this.rows.get(this.k(t, scope, h));
+      if (r) out.push({ tenantId: t, inputHash: h, vector: r.vector, tokens: r.tokens });
+    }
+    return out;
+  }
+  async insert(rows: NewRow[]): Promise<void> {
+    for (const r of rows) this.rows.set(this.k(r.tenantId, r.scope, r.inputHash), r);
+  }
+  async recordHits(): Promise<void> {}
+}
+
+/** A backend that holds every call until release(). */
+class GatedBackend implements Embedder {
+  readonly name = 'gated';
+  calls = 0;
+  private waiting: (() => void)[] = [];
+  constructor(private readonly spec: ModelSpec) {}
+  models() {
+    return [this.spec];
+  }
+  async embed(_model: string, inputs: EmbedInput[]) {
+    this.calls++;
+    await new Promise<void>((r) => this.waiting.push(r));
+    return { vectors: inputs.map(() => Float32Array.from([1, 2, 3])), tokens: inputs.map(() => 1) };
+  }
+  release() {
+    for (const r of this.waiting.splice(0)) r();
+  }
+  async ready() {
+    return true;
+  }
+  async close() {}
+}
+
+const spec: ModelSpec = { id: 'm', cacheModel: 'm', version: '1', dimensions: 3, maxInputTokens: 512, dimensionsMethod: 'none', defaultTaskType: null, ownedBy: 'test', created: 0 };
+const tenant: TenantContext = { id: 1, name: 'acme', tier: 'unlimited', sharePublic: false };
+const logger = createLogger('silent');
+
+function service(store: VectorStore, inflight: InFlightRegistry, hotBytes = 0) {
+  return new EmbedService({ store, usage: { write: async () => {} }, hot: new HotCache(hotBytes), logger, flushIntervalMs: 60_000, inflight });
+}
+
+describe('EmbedService on the cluster registry', () => {
+  it('computes an identical miss in two workers once', async () => {
+    const { regs } = machine(2);
+    const store = new SharedStore();
+    const backend = new GatedBackend(spec);
+    const [a, b] = regs.map((r) => service(store, r));
+    const model = { spec, backend, kind: 'upstream' as const };
+    const req = { model, inputs: [{ kind: 'text' as const, text: 'same' }] };
+    const first = a.embed(tenant, req);
+    for (let i = 0; i < 100 && backend.calls === 0; i++) await new Promise((r) => setImmediate(r));
+    const second = b.embed(tenant, req);
+    for (let i = 0; i < 100 && regs[1].counts.waited === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(regs[1].counts.waited).toBe(1);
+    backend.release();
+    const [ra, rb] = await Promise.all([first, second]);
+    expect(backend.calls).toBe(1);
+    expect(rb.items[0].bytes.equals(ra.items[0].bytes)).toBe(true);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('never asks the registry about a hot-cache hit', async () => {
+    const inner = new InProcessInFlight();
+    let claims = 0;
+    const counting: InFlightRegistry = {
+      claim: (keys) => {
+        claims++;
+        return inner.claim(keys);
+      },
+      settle: (k, o) => inner.settle(k, o),
+      stored: (k, v) => inner.stored(k, v),
+      dropTenant: (t) => inner.dropTenant(t),
+    };
+    const backend = new GatedBackend(spec);
+    const svc = service(new SharedStore(), counting, 1 << 20);
+    const req = { model: { spec, backend, kind: 'upstream' as const }, inputs: [{ kind: 'text' as const, text: 'hot' }] };
+    const miss = svc.embed(tenant, req);
+    for (let i = 0; i < 100 && backend.calls === 0; i++) await new Promise((r) => setImmediate(r));
+    backend.release();
+    await miss;
+    expect(claims).toBe(1);
+    const hit = await svc.embed(tenant, req);
+    expect(hit.hits).toBe(1);
+    expect(claims).toBe(1);
+    await svc.close();
   });
 });
