@@ -9,7 +9,8 @@
  * and bench/results/latest.md (latest-<scenarios>.md for a partial run). Loopback only;
  * every load run is bounded in time.
  *
- * Scenarios: hit, store-hit, miss, mixed, local, seed, soak (all = hit store-hit miss mixed local seed).
+ * Scenarios: hit, store-hit, miss, mixed, local, seed, soak, workers (all = hit store-hit miss mixed local seed).
+ * Every server runs WORKERS=1 except in `workers`, which compares WORKERS=1 with WORKERS=<cores>.
  * Options:
  *   --duration <s>        seconds per measurement (default 10; 3 with --quick)
  *   --quick               short runs, 10k seed texts, a smaller warmed set
@@ -924,6 +925,7 @@ async function scenarioWorkers(stack, o) {
   const fixed = { kind: 'fixed', body, inputsPerRequest: 1 };
   const headers = { authorization: `Bearer ${stack.key}` };
   const cpuPct = (run, pids) => pids.reduce((a, pid) => a + (cpuOf(run, pid)?.pctOfCore ?? 0), 0);
+  const cpuUs = (run, pids) => pids.reduce((a, pid) => a + (cpuOf(run, pid)?.usPerRequest ?? 0), 0);
   const rounds = [];
   for (let k = 0; k < o.rounds; k++) {
     const tag = o.rounds > 1 ? ` (round ${k + 1}/${o.rounds})` : '';
@@ -938,19 +940,21 @@ async function scenarioWorkers(stack, o) {
   await many.stop();
   await one.stop();
   const pick = medianBy(rounds, (r) => r.ratio);
-  const result = { cores, workers: n, ...pick, roundRatios: rounds.map((r) => round(r.ratio, 3)), workerPids };
+  const cpuRatio = cpuUs(pick.one, [one.pid]) > 0 ? cpuUs(pick.many, [many.pid, ...workerPids]) / cpuUs(pick.one, [one.pid]) : null;
+  const result = { cores, workers: n, ...pick, cpuPerRequestRatio: cpuRatio, roundRatios: rounds.map((r) => round(r.ratio, 3)), workerPids };
   const targets = [{ target: `workers: hit throughput grows >= 0.7 x per added core (WORKERS=${n} vs 1)`, value: round(pick.perAddedCore, 2), met: pick.perAddedCore !== null && pick.perAddedCore >= 0.7 }];
   const row = (label, run, pids) =>
-    `| ${label} | ${fmtInt(run.reqPerSec)} | ${fmtMs(run.latencyMs.p50)} / ${fmtMs(run.latencyMs.p99)} | ${cpuPct(run, pids)} % | ${run.loadGenCpuPct ?? '-'} % | ${run.machineBusyPct ?? '-'} % |`;
+    `| ${label} | ${fmtInt(run.reqPerSec)} | ${fmtMs(run.latencyMs.p50)} / ${fmtMs(run.latencyMs.p99)} | ${cpuPct(run, pids)} % | ${fmtInt(cpuUs(run, pids))} | ${run.loadGenCpuPct ?? '-'} % | ${run.machineBusyPct ?? '-'} % |`;
   const md = [
     `### workers: hot hits (1 × base64 1536) with WORKERS=1 vs WORKERS=${n} on ${cores} cores (${o.connections} connections, ${o.duration} s each${o.rounds > 1 ? `, median of ${o.rounds} alternating rounds` : ''})`,
     '',
-    '| server | req/s | p50 / p99 ms | server CPU (all its processes, % of a core) | load generator CPU | machine busy |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| server | req/s | p50 / p99 ms | server CPU (all its processes, % of a core) | server CPU µs/req | load generator CPU | machine busy |',
+    '|---|---:|---:|---:|---:|---:|---:|',
     row('WORKERS=1', pick.one, [one.pid]),
     row(`WORKERS=${n}`, pick.many, [many.pid, ...workerPids]),
     '',
     `**ratio ${round(pick.ratio, 2)} ×, ${round(pick.perAddedCore, 2)} × per added core** (rounds: ${rounds.map((r) => round(r.ratio, 2)).join(', ')}). ` +
+      `CPU per request, WORKERS=${n} / WORKERS=1: ${round(cpuRatio, 2)} × (what the workers cost beyond one process, whatever the machine gave them). ` +
       `The load generator runs on the same ${cores} cores: when the server's processes plus the load generator use all of them, the figure measures the machine, not the scaling.`,
     '',
     busyNote(rounds.flatMap((r) => [r.one, r.many])),
