@@ -135,7 +135,7 @@ async function serveOne(cfg: Config, logger: Logger, isWorker: boolean): Promise
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    logger.info({ signal, pid: process.pid }, 'shutting down: finishing requests, flushing counters');
+    logger.info({ signal }, 'shutting down: finishing requests, flushing counters');
     try {
       if (!isWorker) await removeServerFile(cfg.dataDir);
       await server?.close();

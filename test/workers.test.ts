@@ -156,7 +156,7 @@ describe('serve with WORKERS=2', () => {
     port = await freePort();
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'ec-workers-'));
     child = spawnTracked(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--workers', '2'], {
-      env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: databaseUrl, DATA_DIR: dataDir, UPSTREAM_BASE_URL: gate.url, UPSTREAM_API_KEY: 'up', PORT: String(port), HOST: '127.0.0.1', USAGE_FLUSH_MS: '50' },
+      env: { ...process.env, LOG_LEVEL: 'info', DATABASE_URL: databaseUrl, DATA_DIR: dataDir, UPSTREAM_BASE_URL: gate.url, UPSTREAM_API_KEY: 'up', PORT: String(port), HOST: '127.0.0.1', USAGE_FLUSH_MS: '50' },
       logFile: path.join(dataDir, 'serve.log'),
     });
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, 'serve --workers 2', 180_000, child);
@@ -191,6 +191,20 @@ describe('serve with WORKERS=2', () => {
     expect((await fetch(`${file.url}/healthz`)).ok).toBe(true);
     const [{ n }] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM schema_migrations`;
     expect(n).toBeGreaterThan(0);
+  });
+
+  it('passes SIGHUP to every worker: each reloads its configuration and keeps serving', async () => {
+    process.kill(child.pid!, 'SIGHUP');
+    const reloadedBy = () =>
+      new Set(
+        readFileSync(path.join(dataDir, 'serve.log'), 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"configuration reloaded"'))
+          .map((l) => (JSON.parse(l) as { pid: number }).pid),
+      );
+    await waitFor(async () => reloadedBy().size === 2, 'both workers reloading', 30_000);
+    expect(reloadedBy()).toEqual(new Set([a.pid, b.pid]));
+    for (const w of [a, b]) expect((await send(w.agent, port, 'GET', '/healthz')).pid).toBe(w.pid);
   });
 
   it('computes an identical miss sent to both workers at once only once', async () => {

@@ -86,7 +86,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     const slot = byWorker.get(worker.id);
     if (slot) slot.listened = true;
     everListened = true;
-    logger.info({ worker: slot?.index, pid: worker.process.pid, port: address.port }, 'worker listening');
+    logger.info({ worker: slot?.index, workerPid: worker.process.pid, port: address.port }, 'worker listening');
     if (!announced) {
       announced = true;
       o.onListening(address).catch((err: unknown) => logger.warn({ err }, 'recording where the server listens failed'));
@@ -107,14 +107,14 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     // Nothing ever listened and a worker died starting: the same would happen again (database
     // away, port taken); say so and stop instead of restarting forever.
     if (!everListened && !slot.listened) {
-      logger.error({ worker: slot.index, pid: worker.process.pid, code, signal }, 'a worker failed before serving (see its error above); stopping');
+      logger.error({ worker: slot.index, workerPid: worker.process.pid, code, signal }, 'a worker failed before serving (see its error above); stopping');
       exitCode = 1;
       void stop('startup failure');
       return;
     }
     slot.failures = Date.now() - slot.startedAt >= HEALTHY_AFTER_MS ? 0 : slot.failures + 1;
     const delayMs = slot.failures === 0 ? 0 : Math.min(backoff.maxMs, backoff.minMs * 2 ** (slot.failures - 1));
-    logger.warn({ worker: slot.index, pid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker died; starting a new one');
+    logger.warn({ worker: slot.index, workerPid: worker.process.pid, code, signal, restartInMs: delayMs }, 'worker died; starting a new one');
     slot.timer = setTimeout(() => fork(slot), delayMs);
   });
 
