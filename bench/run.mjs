@@ -9,8 +9,9 @@
  * and bench/results/latest.md (latest-<scenarios>.md for a partial run). Loopback only;
  * every load run is bounded in time.
  *
- * Scenarios: hit, store-hit, miss, mixed, local, seed, soak, ingest (all = hit store-hit miss mixed local seed).
+ * Scenarios: hit, store-hit, miss, mixed, local, seed, soak, ingest, workers (all = hit store-hit miss mixed local seed).
  *   ingest (bench/lib/ingest.mjs): bulk load on PostgreSQL and on the embedded store, inputs/s ratio and RSS per 100k rows
+ * Every server runs WORKERS=1 except in `workers`, which compares WORKERS=1 with WORKERS=<cores>.
  * Options:
  *   --duration <s>        seconds per measurement (default 10; 3 with --quick)
  *   --quick               short runs, 10k seed texts, a smaller warmed set
@@ -46,7 +47,7 @@ const BENCH = path.join(ROOT, 'bench');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 // What Node's fetch, hence the OpenAI SDK, sends on every request: the hit scenario sends it too.
 const SDK_ACCEPT_ENCODING = 'gzip, deflate, br';
-const SCENARIOS = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed', 'soak', 'ingest'];
+const SCENARIOS = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed', 'soak', 'ingest', 'workers'];
 const ALL = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed'];
 
 // ---------------------------------------------------------------------------------------------
@@ -264,6 +265,8 @@ class Stack {
       LOG_LEVEL: 'warn',
       DATABASE_URL: this.pg.url,
       DATA_DIR: path.join(this.tmp, `data-${name}`),
+      // One process unless a scenario asks for workers (the `workers` scenario measures them).
+      WORKERS: '1',
       ...extraEnv,
     };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
@@ -975,7 +978,75 @@ async function scenarioStoreHit(stack, o) {
   return { results: rows, markdown: md + (profiles ? `\n\n${profiles.markdown}` : ''), targets };
 }
 
-const RUNNERS = { hit: scenarioHit, 'store-hit': scenarioStoreHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak, ingest: (stack, o) => scenarioIngest(stack, o, { stopAndProfile }) };
+/** The worker pids of a `serve --workers` primary (its children), for CPU accounting. */
+function childPids(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Hit throughput of `serve` with WORKERS=1 against WORKERS=N (N = the machine's cores), the
+ * same hot 1 × base64 1536-d hit, alternated `rounds` times. Per added core: (ratio - 1) / (N - 1).
+ * The load generator is a process on the same machine: on few cores it takes one of them.
+ */
+async function scenarioWorkers(stack, o) {
+  const cores = os.availableParallelism();
+  const n = Math.max(2, cores);
+  const env = { UPSTREAM_BASE_URL: stack.upstream.url, UPSTREAM_API_KEY: stack.upstreamKey, UPSTREAM_MODELS: 'text-embedding-3-small,fake-768' };
+  const one = await stack.startServer('workers-1', { ...env, WORKERS: '1' });
+  const many = await stack.startServer(`workers-${n}`, { ...env, WORKERS: String(n) });
+  for (let k = 0; k < 600 && childPids(many.pid).length < n; k++) await sleep(100);
+  const workerPids = childPids(many.pid);
+  if (workerPids.length < n) throw new Error(`workers: ${workerPids.length} of ${n} workers running`);
+  const body = JSON.stringify({ model: MODELS[1536], input: text(`workers-${stack.nonce}`, 0), encoding_format: 'base64' });
+  for (const server of [one, many]) {
+    const r = await request(server.base, '/v1/embeddings', { key: stack.key, body });
+    if (r.status !== 200) throw new Error(`workers warm-up: ${r.status} ${r.body.toString().slice(0, 300)}`);
+  }
+  const fixed = { kind: 'fixed', body, inputsPerRequest: 1 };
+  const headers = { authorization: `Bearer ${stack.key}` };
+  const cpuPct = (run, pids) => pids.reduce((a, pid) => a + (cpuOf(run, pid)?.pctOfCore ?? 0), 0);
+  const cpuUs = (run, pids) => pids.reduce((a, pid) => a + (cpuOf(run, pid)?.usPerRequest ?? 0), 0);
+  const rounds = [];
+  for (let k = 0; k < o.rounds; k++) {
+    const tag = o.rounds > 1 ? ` (round ${k + 1}/${o.rounds})` : '';
+    log(`workers: WORKERS=1${tag}`);
+    // Warm-up inside each run fills every worker's own hot cache (each is a process of its own).
+    const r1 = await stack.load({ label: 'workers 1', url: one.base, path: '/v1/embeddings', headers, duration: o.duration, workload: fixed, watch: [one.pid] });
+    log(`workers: WORKERS=${n}${tag}`);
+    const rn = await stack.load({ label: `workers ${n}`, url: many.base, path: '/v1/embeddings', headers, duration: o.duration, workload: fixed, watch: [many.pid, ...workerPids] });
+    const ratio = r1.reqPerSec > 0 ? rn.reqPerSec / r1.reqPerSec : null;
+    rounds.push({ one: r1, many: rn, ratio, perAddedCore: ratio === null ? null : (ratio - 1) / (n - 1) });
+  }
+  await many.stop();
+  await one.stop();
+  const pick = medianBy(rounds, (r) => r.ratio);
+  const cpuRatio = cpuUs(pick.one, [one.pid]) > 0 ? cpuUs(pick.many, [many.pid, ...workerPids]) / cpuUs(pick.one, [one.pid]) : null;
+  const result = { cores, workers: n, ...pick, cpuPerRequestRatio: cpuRatio, roundRatios: rounds.map((r) => round(r.ratio, 3)), workerPids };
+  const targets = [{ target: `workers: hit throughput grows >= 0.7 x per added core (WORKERS=${n} vs 1)`, value: round(pick.perAddedCore, 2), met: pick.perAddedCore !== null && pick.perAddedCore >= 0.7 }];
+  const row = (label, run, pids) =>
+    `| ${label} | ${fmtInt(run.reqPerSec)} | ${fmtMs(run.latencyMs.p50)} / ${fmtMs(run.latencyMs.p99)} | ${cpuPct(run, pids)} % | ${fmtInt(cpuUs(run, pids))} | ${run.loadGenCpuPct ?? '-'} % | ${run.machineBusyPct ?? '-'} % |`;
+  const md = [
+    `### workers: hot hits (1 × base64 1536) with WORKERS=1 vs WORKERS=${n} on ${cores} cores (${o.connections} connections, ${o.duration} s each${o.rounds > 1 ? `, median of ${o.rounds} alternating rounds` : ''})`,
+    '',
+    '| server | req/s | p50 / p99 ms | server CPU (all its processes, % of a core) | server CPU µs/req | load generator CPU | machine busy |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    row('WORKERS=1', pick.one, [one.pid]),
+    row(`WORKERS=${n}`, pick.many, [many.pid, ...workerPids]),
+    '',
+    `**ratio ${round(pick.ratio, 2)} ×, ${round(pick.perAddedCore, 2)} × per added core** (rounds: ${rounds.map((r) => round(r.ratio, 2)).join(', ')}). ` +
+      `CPU per request, WORKERS=${n} / WORKERS=1: ${round(cpuRatio, 2)} × (what the workers cost beyond one process, whatever the machine gave them). ` +
+      `The load generator runs on the same ${cores} cores: when the server's processes plus the load generator use all of them, the figure measures the machine, not the scaling.`,
+    '',
+    busyNote(rounds.flatMap((r) => [r.one, r.many])),
+  ].join('\n');
+  return { results: result, markdown: md, targets };
+}
+
+const RUNNERS = { workers: scenarioWorkers, hit: scenarioHit, 'store-hit': scenarioStoreHit, miss: scenarioMiss, mixed: scenarioMixed, local: scenarioLocal, seed: scenarioSeed, soak: scenarioSoak, ingest: (stack, o) => scenarioIngest(stack, o, { stopAndProfile }) };
 
 /** Stops a profiled server (so that it writes its profile) and summarises it. */
 async function stopAndProfile(server, o) {
@@ -1035,7 +1106,7 @@ async function main() {
   try {
     await stack.start();
     report.machine = machineInfo(stack.pg.version);
-    const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit' && s !== 'ingest');
+    const needsMain = o.scenarios.some((s) => s !== 'local' && s !== 'store-hit' && s !== 'ingest' && s !== 'workers');
     if (needsMain) {
       const embedded = o.store === 'embedded';
       stack.main = await stack.startServer(
@@ -1048,7 +1119,7 @@ async function main() {
       log(`server pid ${stack.main.pid} at ${stack.main.base}, RSS ${fmtMB(rssOf(stack.main.pid))}`);
     }
     for (const name of o.scenarios) {
-      const pid = name === 'local' || name === 'store-hit' || name === 'ingest' ? null : stack.main.pid;
+      const pid = name === 'local' || name === 'store-hit' || name === 'ingest' || name === 'workers' ? null : stack.main.pid;
       const before = pid ? rssOf(pid) : null;
       const t0 = performance.now();
       try {

@@ -5,6 +5,7 @@
  * resolves the database the same way (resolveDatabase); commands other than serve and migrate
  * refuse where there is no database instead of creating an empty one.
  */
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
@@ -88,49 +89,97 @@ async function withDb<T>(fn: (db: Database, logger: Logger) => Promise<T>, opts:
 program
   .command('serve')
   .description('start the HTTP server (the default `npm start`)')
-  .action(async () => {
-    const cfg = config();
+  .option('--workers <n>', "HTTP worker processes (WORKERS); default the machine's cores on PostgreSQL, 1 on the embedded store")
+  .action(async (o: { workers?: string }) => {
+    // Validated with the rest of the environment, and inherited by the workers.
+    if (o.workers !== undefined) process.env.WORKERS = o.workers;
+    let cfg = config();
     const logger = createLogger(cfg.logLevel, cfg.logFormat);
-    const { createServer } = await import('./server.js');
-    const server = await createServer(cfg, logger);
-    let closing = false;
-    const shutdown = async (signal: string) => {
-      if (closing) return;
-      closing = true;
-      logger.info({ signal }, 'shutting down: finishing requests, flushing counters');
-      try {
-        await removeServerFile(cfg.dataDir);
-        await server.close();
-        process.exit(0);
-      } catch (err) {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
+    if (cfg.workers > 1 && !cfg.workersSet && cluster.isPrimary) {
+      // Each worker loads its own copy of a local model (memory and threads x WORKERS): only when asked.
+      const { pulledModelDirs } = await import('./server.js');
+      if (cfg.local.modelDirs.length > 0 || (await pulledModelDirs(cfg.dataDir)).length > 0) {
+        logger.info({ cores: cfg.workers }, 'a local model is served: one process (set WORKERS to run several, each loading the model)');
+        cfg = { ...cfg, workers: 1 };
       }
-    };
-    process.once('SIGINT', () => void shutdown('SIGINT'));
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
-    // SIGHUP re-reads the config file (and the environment): upstreams, models, aliases, tiers.
-    // A bad file is refused with every problem logged, and the running configuration stays.
-    let reloading = Promise.resolve();
-    process.on('SIGHUP', () => {
-      reloading = reloading.then(async () => {
-        try {
-          const models = await server.reload(config());
-          logger.info({ models, file: cfg.file?.path ?? null }, 'configuration reloaded');
-        } catch (err) {
-          logger.error({ problems: err instanceof ConfigError ? err.problems : [(err as Error).message] }, 'configuration reload refused: the running configuration stays');
-        }
-      });
-    });
-    await server.app.listen({ host: cfg.host, port: cfg.port });
-    // Where CLI commands on this DATA_DIR find this server (seed sends its batches here).
-    const addr = server.app.server.address();
-    if (addr && typeof addr === 'object') {
-      const host = addr.family === 'IPv6' ? `[${addr.address === '::' ? '::1' : addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
-      const file = await writeServerFile(cfg.dataDir, { url: `http://${host}:${addr.port}`, pid: process.pid, database: resolveDatabase(cfg).display, auth_disabled: cfg.authDisabled });
-      logger.info({ file }, 'CLI commands on this DATA_DIR find the server through this file');
     }
+    if (cfg.workers > 1 && cluster.isPrimary) await servePrimary(cfg, logger);
+    else await serveOne(cfg, logger, cluster.isWorker);
   });
+
+/** WORKERS > 1: migrate once, then fork the workers (src/cluster/primary.ts); this process serves no HTTP. */
+async function servePrimary(cfg: Config, logger: Logger): Promise<void> {
+  const { runPrimary } = await import('./cluster/primary.js');
+  await runPrimary({
+    workers: cfg.workers,
+    logger,
+    prepare: async () => {
+      const db = await openDatabase({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, poolSize: 1, logger });
+      try {
+        const applied = await migrate(db.sql);
+        if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+      } finally {
+        await db.close();
+      }
+    },
+    onListening: (addr) => recordServer(cfg, logger, { address: addr.address, port: addr.port, family: addr.addressType === 6 ? 'IPv6' : 'IPv4' }),
+    onStopped: () => removeServerFile(cfg.dataDir),
+  });
+}
+
+/** One serving process: the whole server (WORKERS=1), or one of the primary's workers. */
+async function serveOne(cfg: Config, logger: Logger, isWorker: boolean): Promise<void> {
+  const { createServer } = await import('./server.js');
+  let server: Awaited<ReturnType<typeof createServer>> | null = null;
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down: finishing requests, flushing counters');
+    try {
+      if (!isWorker) await removeServerFile(cfg.dataDir);
+      await server?.close();
+      process.exit(server ? 0 : 1);
+    } catch (err) {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  // A worker whose primary is gone stops too: nothing would restart it or share its counts.
+  const ties = isWorker ? (await import('./cluster/worker.js')).workerTies(() => void shutdown('primary gone')) : null;
+  server = await createServer(cfg, logger, ties ? { worker: { inflight: ties.inflight } } : {});
+  if (ties) {
+    (await import('./cluster/worker.js')).tagResponses(server.app.server);
+    ties.instrument(server.metrics.registry);
+  }
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  // SIGHUP re-reads the config file (and the environment): upstreams, models, aliases, tiers.
+  // A bad file is refused with every problem logged, and the running configuration stays.
+  let reloading = Promise.resolve();
+  const running = server;
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(async () => {
+      try {
+        const models = await running.reload(config());
+        logger.info({ models, file: cfg.file?.path ?? null }, 'configuration reloaded');
+      } catch (err) {
+        logger.error({ problems: err instanceof ConfigError ? err.problems : [(err as Error).message] }, 'configuration reload refused: the running configuration stays');
+      }
+    });
+  });
+  await server.app.listen({ host: cfg.host, port: cfg.port });
+  // The primary records a cluster's address once its first worker listens.
+  const addr = server.app.server.address();
+  if (!isWorker && addr && typeof addr === 'object') await recordServer(cfg, logger, addr);
+}
+
+/** Where CLI commands on this DATA_DIR find this server (seed sends its batches here). */
+async function recordServer(cfg: Config, logger: Logger, addr: { address: string; port: number; family: string }): Promise<void> {
+  const host = addr.family === 'IPv6' ? `[${addr.address === '::' ? '::1' : addr.address}]` : addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address;
+  const file = await writeServerFile(cfg.dataDir, { url: `http://${host}:${addr.port}`, pid: process.pid, database: resolveDatabase(cfg).display, auth_disabled: cfg.authDisabled });
+  logger.info({ file }, 'CLI commands on this DATA_DIR find the server through this file');
+}
 
 program
   .command('config')

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from './config.js';
 
@@ -38,5 +39,15 @@ describe('configuration', () => {
     expect(loadConfig({}).accounts.signupEnabled).toBe(false);
     expect(() => loadConfig({ SIGNUP_ENABLED: 'true' })).toThrow(/SIGNUP_ENABLED.*JWT_SECRET/);
     expect(loadConfig({ SIGNUP_ENABLED: 'true', JWT_SECRET: 'x'.repeat(16) }).accounts).toMatchObject({ signupEnabled: true, accessTokenTtlSeconds: 900 });
+  });
+
+  it('runs a worker per core on PostgreSQL, one process on the embedded store, and refuses several there', () => {
+    const pg = 'postgres://u@127.0.0.1/db';
+    expect(loadConfig({ DATABASE_URL: pg })).toMatchObject({ workers: os.availableParallelism(), workersSet: false });
+    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '3' })).toMatchObject({ workers: 3, workersSet: true });
+    expect(loadConfig({})).toMatchObject({ workers: 1, workersSet: false });
+    expect(loadConfig({ WORKERS: '1' }).workers).toBe(1);
+    expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS: the embedded store is opened by one process only; set DATABASE_URL/);
+    expect(() => loadConfig({ DATABASE_URL: pg, WORKERS: '0' })).toThrow(ConfigError);
   });
 });

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { z } from 'zod';
 import { parseMasterKeys, type MasterKeys } from './security/secret-box.js';
 import { parseSsrfPolicy, type SsrfPolicy } from './security/ssrf.js';
@@ -28,6 +29,8 @@ const EnvSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
   DATABASE_POOL_SIZE: positiveInt.default(10),
+  /** HTTP worker processes of `serve` (node:cluster); default the machine's cores on PostgreSQL, 1 on the embedded store. */
+  WORKERS: positiveInt.max(256).optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   /** Prefix of every Redis key, for a Redis shared with other deployments. */
   REDIS_PREFIX: z.string().min(1).default('ec'),
@@ -133,6 +136,10 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** HTTP worker processes `serve` runs (1 = a single process, no cluster). */
+  workers: number;
+  /** WORKERS was set (else `serve` keeps 1 where a local model would be loaded once per worker). */
+  workersSet: boolean;
   redisUrl: string | undefined;
   redisPrefix: string;
   redisCommandTimeoutMs: number;
@@ -218,6 +225,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const problems: string[] = [];
   if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) problems.push('UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither');
+  // One process owns the embedded store's files (PGlite): several workers need PostgreSQL.
+  if (!e.DATABASE_URL && (e.WORKERS ?? 1) > 1) problems.push(`WORKERS: the embedded store is opened by one process only; set DATABASE_URL to run ${e.WORKERS} workers, or WORKERS=1`);
   if (e.SIGNUP_ENABLED && !(e.JWT_SECRET ?? e.ADMIN_TOKEN)) problems.push('SIGNUP_ENABLED: logins are signed tokens; set JWT_SECRET (16+ characters) too');
   const attempt = <T>(name: string, fn: () => T): T | undefined => {
     try {
@@ -239,6 +248,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    workers: e.WORKERS ?? (e.DATABASE_URL ? os.availableParallelism() : 1),
+    workersSet: e.WORKERS !== undefined,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,

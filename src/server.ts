@@ -42,6 +42,7 @@ import { openDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
 import { ensureTenant } from './store/tenants.js';
 import type { BackendKind, UsageDelta } from './core/domain.js';
+import type { InFlightRegistry } from './core/ports.js';
 
 export interface Server {
   app: FastifyInstance;
@@ -49,6 +50,8 @@ export interface Server {
   redis: Redis | null;
   config: Config;
   embeddings: EmbedService;
+  /** This process's Prometheus registry and counters (/metrics). */
+  metrics: Metrics;
   /** The embeddings use-case (model resolution, dimensions, token charging): seed uses it too. */
   requests: EmbedRequests;
   registry: ModelRegistry;
@@ -67,6 +70,12 @@ export interface Server {
    */
   reload(config: Config): Promise<string[]>;
   close(): Promise<void>;
+}
+
+/** What a `serve` worker (one of WORKERS > 1 processes, see cluster/) shares with the others through its primary. */
+export interface WorkerRole {
+  /** Keys in flight on the whole machine: an identical miss at two workers computes once. */
+  inflight: InFlightRegistry;
 }
 
 export interface BackendEntry {
@@ -104,15 +113,17 @@ export async function createBackends(config: Config, logger: Logger, upstreamFet
 export async function createServer(
   config: Config,
   logger: Logger,
-  opts: { backends?: BackendEntry[] } = {},
+  opts: { backends?: BackendEntry[]; worker?: WorkerRole } = {},
 ): Promise<Server> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisCommandTimeoutMs }) : null;
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
   if (redis) cleanup.unshift(async () => redis.disconnect());
   try {
-    const applied = await migrate(db.sql);
+    // A worker's primary migrated once before forking: N workers do not race for the lock.
+    const applied = opts.worker ? [] : await migrate(db.sql);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    const clustered = opts.worker !== undefined;
     const metrics = new Metrics();
     const registry = new ModelRegistry();
     // One connection pool for every operator upstream, kept across reloads.
@@ -128,7 +139,7 @@ export async function createServer(
     cleanup.unshift(async () => tiers.stop());
     const hot = new HotCache(config.hotCacheBytes);
     const sql = db.sql;
-    const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }));
+    const limits = new RateLimits(redis, config.redisPrefix, (decision, window) => metrics.limiterDecisions.inc({ decision, window }), clustered);
     cleanup.unshift(async () => limits.close());
     // With Redis, usage is counted there per request (a crash loses none) and drained to the database.
     const health = limits.redisHealth;
@@ -155,6 +166,7 @@ export async function createServer(
       logger,
       lookupTimeoutMs: config.storeLookupTimeoutMs,
       usageFlushIntervalMs: config.usageFlushMs,
+      inflight: opts.worker?.inflight,
     });
     let drainTimer: NodeJS.Timeout | null = null;
     if (redisUsage) {
@@ -211,7 +223,7 @@ export async function createServer(
     if (config.accounts.signupEnabled && (await tiers.resolve(config.defaultTier)).requestsPerDay === null) {
       logger.warn({ tier: config.defaultTier }, 'SIGNUP_ENABLED with a DEFAULT_TIER without limits: anyone who signs up gets it; set DEFAULT_TIER=free for a hosted service');
     }
-    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds };
+    const authLimitOpts = { perAddress: config.accounts.limitPerAddress, perEmail: config.accounts.limitPerEmail, windowSeconds: config.accounts.limitWindowSeconds, clustered };
     const accounts = createAccountService({
       sql: db.sql,
       config,
@@ -267,6 +279,7 @@ export async function createServer(
       redis,
       config,
       embeddings,
+      metrics,
       requests,
       registry,
       models,

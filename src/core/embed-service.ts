@@ -1,13 +1,14 @@
 import type { Logger } from '../log.js';
 import { Accumulator } from './accumulator.js';
-import { cacheScope, inputHash, memoryKey, memoryKeyPrefix } from './cache-key.js';
+import { cacheScope, inputHash, memoryKey } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
 import { addCounters, PUBLIC_TENANT_ID, type CacheScope, type HitCount, type NewRow, type StoredVector, type UsageDelta } from './domain.js';
 import { DomainError } from './errors.js';
 import type { CachedVector, HotCache } from './hot-cache.js';
 import type { Metrics } from './metrics.js';
 import type { ResolvedModel } from './models.js';
-import type { UsageSink, VectorStore } from './ports.js';
+import { InProcessInFlight } from './inflight.js';
+import type { InFlightClaim, InFlightRegistry, UsageSink, VectorStore } from './ports.js';
 import { RowWriter } from './row-writer.js';
 import type { TenantContext } from './tenant.js';
 import { checkVectors, InvalidVectorsError } from './vector-check.js';
@@ -58,6 +59,8 @@ export interface EmbedServiceDeps {
   maxBufferedCounters?: number;
   /** Unwritten vector bytes past which misses wait for the write-behind while the store keeps up (RowWriter's default: 32 MB). */
   rowBackpressureBytes?: number;
+  /** Keys being resolved; default this process's own map (cluster/ shares one across workers). */
+  inflight?: InFlightRegistry;
 }
 
 /** One distinct input of a request. */
@@ -86,12 +89,6 @@ interface EmbedContext {
   drops: number;
 }
 
-/** A key being resolved by some request (store lookup, then compute). `done` is set once its row is known. */
-interface InFlight {
-  promise: Promise<{ value: CachedVector; cached: boolean }>;
-  done: CachedVector | null;
-}
-
 /**
  * The request pipeline, in one place: key -> in-process cache -> one store lookup for the
  * rest -> coalesced compute of what is still missing -> write-behind insert -> usage accounting.
@@ -101,7 +98,7 @@ interface InFlight {
  * falls between "not computed yet" and "not stored yet", whatever the timing of lookups.
  */
 export class EmbedService {
-  private readonly inflight = new Map<string, InFlight>();
+  private readonly inflight: InFlightRegistry;
   private readonly hitCounts: Accumulator<HitCount>;
   private readonly usage: Accumulator<UsageDelta>;
   private readonly rows: RowWriter;
@@ -117,6 +114,7 @@ export class EmbedService {
     this.lookupTimeoutMs = deps.lookupTimeoutMs ?? 500;
     this.storeRetryMs = deps.storeRetryMs ?? 1000;
     const maxEntries = deps.maxBufferedCounters ?? 100_000;
+    this.inflight = deps.inflight ?? new InProcessInFlight();
     const dropped = (what: string) => (n: number) => deps.metrics?.droppedWrites.inc({ what }, n);
     // 10 ms of write-behind: at a few hundred misses a second that is one INSERT for several
     // rows instead of one each (bench miss: 1.48 PostgreSQL transactions per miss at 8
@@ -145,7 +143,9 @@ export class EmbedService {
   async embed(tenant: TenantContext, req: EmbedRequest): Promise<EmbedOutcome> {
     const ctx = this.context(tenant, req);
     const { slots, order } = this.slotsOf(ctx, req.inputs);
-    const { mine, waits } = this.fromMemory(ctx, slots);
+    // A registry shared across processes answers after a round trip; a hot hit never asks it.
+    const claimed = this.fromMemory(ctx, slots);
+    const { mine, waits } = claimed instanceof Promise ? await claimed : claimed;
     const storeAvailable = await this.fromStore(ctx, mine);
     const started = performance.now();
     await this.computeMissing(ctx, mine, waits);
@@ -180,11 +180,10 @@ export class EmbedService {
 
   /**
    * 1. The in-process hot cache, then keys other requests are resolving. What is left becomes
-   * this request's own (`mine`), registered as in flight before anything is awaited.
+   * this request's own (`mine`), claimed as in flight before anything is awaited.
    */
-  private fromMemory(ctx: EmbedContext, slots: Map<string, Slot>): { mine: Slot[]; waits: Promise<void>[] } {
-    const mine: Slot[] = [];
-    const waits: Promise<void>[] = [];
+  private fromMemory(ctx: EmbedContext, slots: Map<string, Slot>): Claimed | Promise<Claimed> {
+    const rest: Slot[] = [];
     for (const slot of slots.values()) {
       const own = this.deps.hot.get(slot.key);
       const hit = own ? { value: own, tenantId: ctx.tenant.id, key: slot.key } : ctx.tenant.sharePublic ? this.hotGetPublic(ctx.scope, slot.hash) : undefined;
@@ -194,57 +193,16 @@ export class EmbedService {
         this.countHit(hit.key, hit.tenantId, ctx.scope, slot.hash);
         continue;
       }
-      const running = this.inflight.get(slot.key);
-      if (running?.done) {
-        // Computed before this request came, its row not written yet: a hit all the same.
-        slot.value = running.done;
-        slot.cached = true;
-      } else if (running) {
-        waits.push(
-          running.promise.then((r) => {
-            slot.value = r.value;
-            slot.cached = r.cached;
-          }),
-        );
-      } else {
-        mine.push(slot);
-      }
+      rest.push(slot);
     }
-    if (mine.length > 0) this.register(mine);
-    return { mine, waits };
+    if (rest.length === 0) return { mine: [], waits: [] };
+    const claims = this.inflight.claim(rest.map((s) => s.key));
+    return claims instanceof Promise ? claims.then((c) => sortClaims(rest, c)) : sortClaims(rest, claims);
   }
 
-  private readonly resolvers = new Map<string, { resolve: (r: { value: CachedVector; cached: boolean }) => void; reject: (e: unknown) => void }>();
-
-  private register(mine: Slot[]): void {
-    for (const slot of mine) {
-      let resolve!: (r: { value: CachedVector; cached: boolean }) => void;
-      let reject!: (e: unknown) => void;
-      const promise = new Promise<{ value: CachedVector; cached: boolean }>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      promise.catch(() => {}); // a key nobody else waits for must not raise an unhandled rejection
-      this.inflight.set(slot.key, { promise, done: null });
-      this.resolvers.set(slot.key, { resolve, reject });
-    }
-  }
-
-  /** Settles a key for its waiters; found rows leave the in-flight map at once, computed ones once stored. */
+  /** Settles a key for its waiters; found rows leave the in-flight registry at once, computed ones once stored. */
   private settle(slot: Slot, outcome: { value: CachedVector; cached: boolean } | { error: unknown }): void {
-    const r = this.resolvers.get(slot.key);
-    this.resolvers.delete(slot.key);
-    if ('error' in outcome) {
-      this.inflight.delete(slot.key);
-      r?.reject(outcome.error);
-      return;
-    }
-    if (outcome.cached) this.inflight.delete(slot.key);
-    else {
-      const entry = this.inflight.get(slot.key);
-      if (entry) entry.done = outcome.value;
-    }
-    r?.resolve(outcome);
+    this.inflight.settle(slot.key, outcome);
   }
 
   /** 2. One store round trip for this request's own keys; a slow or failing store counts as all misses. */
@@ -360,10 +318,7 @@ export class EmbedService {
     });
     // Written behind the response, batched with other misses; the keys stay in flight until then.
     this.rows.add(rows, () => {
-      for (const slot of missing) {
-        const entry = this.inflight.get(slot.key);
-        if (entry?.done === slot.value) this.inflight.delete(slot.key);
-      }
+      for (const slot of missing) if (slot.value) this.inflight.stored(slot.key, slot.value);
     });
   }
 
@@ -443,8 +398,7 @@ export class EmbedService {
   dropTenant(tenantId: number): void {
     this.drops.set(tenantId, (this.drops.get(tenantId) ?? 0) + 1);
     this.deps.hot.dropTenant(tenantId);
-    const prefix = memoryKeyPrefix(tenantId);
-    for (const [key, entry] of this.inflight) if (entry.done && key.startsWith(prefix)) this.inflight.delete(key);
+    this.inflight.dropTenant(tenantId);
   }
 
   /** Rows, hit counters and usage entries waiting for the store (for health and tests). */
@@ -456,6 +410,34 @@ export class EmbedService {
     await this.rows.close();
     await Promise.all([this.hitCounts.close(), this.usage.close()]);
   }
+}
+
+interface Claimed {
+  mine: Slot[];
+  waits: Promise<void>[];
+}
+
+/** Keys computed meanwhile are hits; keys others resolve are awaited; the rest are this request's own. */
+function sortClaims(rest: Slot[], claims: InFlightClaim[]): Claimed {
+  const mine: Slot[] = [];
+  const waits: Promise<void>[] = [];
+  rest.forEach((slot, i) => {
+    const c = claims[i];
+    if (c.kind === 'done') {
+      // Computed before this request came, its row not written yet: a hit all the same.
+      slot.value = c.value;
+      slot.cached = true;
+    } else if (c.kind === 'wait') {
+      const wait = c.result.then((r) => {
+        slot.value = r.value;
+        slot.cached = r.cached;
+      });
+      // Awaited after this request's own compute; if that throws first, this one is moot.
+      wait.catch(() => {});
+      waits.push(wait);
+    } else mine.push(slot);
+  });
+  return { mine, waits };
 }
 
 let dayCache = { day: '', until: 0 };

@@ -29,3 +29,36 @@ export interface UsageSink {
 export interface TokenMeter {
   chargeTokens(tenantId: number, tier: Tier, tokens: number): void;
 }
+
+/** What a key in flight resolved to: its vector, and whether it came from the cache (store). */
+export interface InFlightResult {
+  value: { bytes: Buffer; tokens: number };
+  cached: boolean;
+}
+
+/**
+ * One answer of InFlightRegistry.claim per key: this request resolves it (`own`: look it up,
+ * compute it if missing, settle it); it was computed and its row is not stored yet (`done`: a
+ * hit all the same); or another request resolves it (`wait`).
+ */
+export type InFlightClaim =
+  | { kind: 'own' }
+  | { kind: 'done'; value: { bytes: Buffer; tokens: number } }
+  | { kind: 'wait'; result: Promise<InFlightResult> };
+
+/**
+ * Keys being resolved (store lookup, then compute) and by whom, so identical misses compute
+ * once: a key is claimed *before* its lookup and stays claimed until its row is stored. The
+ * in-process registry (core/inflight.ts) answers at once; a registry shared by the workers of
+ * one machine (cluster/) answers after a round trip to the primary.
+ */
+export interface InFlightRegistry {
+  /** Claims every key not already in flight for the caller, before anything is awaited. */
+  claim(keys: string[]): InFlightClaim[] | Promise<InFlightClaim[]>;
+  /** An owned key's outcome, for its waiters. Found rows leave at once; computed ones stay until stored(). */
+  settle(key: string, outcome: InFlightResult | { error: unknown }): void;
+  /** The computed row of an owned key is in the store (or dropped): later requests read it there. */
+  stored(key: string, value: { bytes: Buffer; tokens: number }): void;
+  /** Forgets computed, unstored values of a tenant (after its clear or deletion). */
+  dropTenant(tenantId: number): void;
+}

@@ -1,4 +1,5 @@
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { machineLimiter } from './machine-limiter.js';
 import type { Redis } from 'ioredis';
 import { DomainError } from '../core/errors.js';
 
@@ -15,11 +16,11 @@ export class AuthLimits {
   constructor(
     redis: Redis | null,
     keyPrefix: string,
-    opts: { perAddress: number; perEmail: number; windowSeconds: number },
+    opts: { perAddress: number; perEmail: number; windowSeconds: number; clustered?: boolean },
   ) {
     const make = (name: string, points: number): RateLimiterAbstract => {
       const o = { keyPrefix: `${keyPrefix}:auth:${name}`, points, duration: opts.windowSeconds };
-      const memory = new RateLimiterMemory(o);
+      const memory = machineLimiter({ ...o, clustered: (opts.clustered ?? false) && !redis });
       return redis ? new RateLimiterRedis({ ...o, storeClient: redis, insuranceLimiter: memory }) : memory;
     };
     this.byAddress = make('addr', opts.perAddress);

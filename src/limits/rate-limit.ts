@@ -1,4 +1,5 @@
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { machineLimiter } from './machine-limiter.js';
 import type { Redis } from 'ioredis';
 import { DomainError, type LimitWindow, type LimitWindows } from '../core/errors.js';
 import type { Tier } from '../core/domain.js';
@@ -80,7 +81,7 @@ export class RedisHealth {
  * it does not, memory decides; right after it returns both must allow (see RedisHealth.recent).
  */
 class ResilientLimiter {
-  private readonly memory: RateLimiterMemory;
+  private readonly memory: RateLimiterAbstract;
   private readonly shared: RateLimiterRedis | null;
 
   constructor(
@@ -89,8 +90,10 @@ class ResilientLimiter {
     private readonly duration: number,
     private readonly health: RedisHealth | null,
     redis: Redis | null,
+    clustered: boolean,
   ) {
-    this.memory = new RateLimiterMemory({ keyPrefix, points, duration });
+    // With Redis, memory is this process's insurance share; without it, the machine's count.
+    this.memory = machineLimiter({ keyPrefix, points, duration, clustered: clustered && !redis });
     // Without an insurance limiter of its own: the fallback is decided here (breaker, both counts).
     this.shared = redis ? new RateLimiterRedis({ storeClient: redis, keyPrefix, points, duration, rejectIfRedisNotReady: true }) : null;
   }
@@ -159,6 +162,8 @@ export class RateLimits {
     private readonly redis: Redis | null,
     private readonly keyPrefix: string,
     private readonly onDecision: (d: LimitDecision, window: string) => void = () => {},
+    /** One of several `serve` workers: without Redis, counts live in the cluster's primary. */
+    private readonly clustered = false,
   ) {
     this.health = redis ? new RedisHealth(redis) : null;
   }
@@ -201,7 +206,7 @@ export class RateLimits {
 
   private make(prefix: string, points: number | null, duration: number): ResilientLimiter | null {
     if (points === null) return null;
-    return new ResilientLimiter(`${this.keyPrefix}:${prefix}`, points, duration, this.health, this.redis);
+    return new ResilientLimiter(`${this.keyPrefix}:${prefix}`, points, duration, this.health, this.redis, this.clustered);
   }
 
   /**

@@ -34,10 +34,11 @@ export async function seedTenant(databaseUrl: string, name: string): Promise<{ k
   }
 }
 
+/** One process (WORKERS=1 unless `env` says otherwise): SIGKILL then crashes the whole server, as these tests mean. */
 export async function startServeProcess(env: Record<string, string>): Promise<ServeProcess> {
   const port = await freePort();
   const child = spawnTracked(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, LOG_LEVEL: 'warn', WORKERS: '1', ...env, PORT: String(port), HOST: '127.0.0.1' },
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 600; i++) {

@@ -1,0 +1,59 @@
+/**
+ * A `serve` worker's ties to its primary (see primary.ts): the shared in-flight registry over
+ * the cluster's IPC channel, a response header naming the worker, and the end of the worker
+ * when the primary goes away (its IPC channel closes), so no orphan keeps serving the port.
+ */
+import type { Server as HttpServer } from 'node:http';
+import { Counter, type Registry } from 'prom-client';
+import { ClusterInFlight, type PrimaryChannel } from './inflight-worker.js';
+import type { ToPrimary } from './messages.js';
+
+export interface WorkerTies {
+  inflight: ClusterInFlight;
+  /** Adds the cross-worker coalescing counters to this worker's /metrics. */
+  instrument(registry: Registry): void;
+}
+
+/** Only in a process forked by runPrimary (process.send exists). */
+export function workerTies(onPrimaryGone: () => void): WorkerTies {
+  const send = process.send?.bind(process);
+  if (!send) throw new Error('workerTies() outside a cluster worker');
+  const channel: PrimaryChannel = {
+    send: (msg: ToPrimary) => {
+      try {
+        send(msg);
+      } catch {
+        /* the channel closed: 'disconnect' follows */
+      }
+    },
+    onMessage: (fn) => void process.on('message', fn),
+  };
+  const inflight = new ClusterInFlight(channel);
+  process.once('disconnect', () => {
+    inflight.close();
+    onPrimaryGone();
+  });
+  const instrument = (registry: Registry) => {
+    for (const [what, help] of [
+      ['waited', 'Inputs this worker awaited from another worker resolving them (identical misses computed once per machine)'],
+      ['handedOver', 'Inputs another worker had computed, handed over before their rows were stored'],
+    ] as const) {
+      new Counter({
+        name: `ec_cluster_inflight_${what === 'waited' ? 'waited' : 'handed_over'}_total`,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(inflight.counts[what]);
+        },
+      });
+    }
+  };
+  return { inflight, instrument };
+}
+
+/** `x-worker-pid` on every response: which worker answered (load balancing, debugging, tests). */
+export function tagResponses(server: HttpServer): void {
+  const pid = String(process.pid);
+  server.prependListener('request', (_req, res) => res.setHeader('x-worker-pid', pid));
+}
