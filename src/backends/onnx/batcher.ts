@@ -31,6 +31,15 @@ export interface BatcherConfig {
    * not stuck behind a bulk ingestion (see chooseLane). Default 8; 0 turns the lane off.
    */
   priorityMaxInputs?: number;
+  /**
+   * Padded tokens of a bulk-lane batch while interactive (priority-lane) requests are recent:
+   * a batch in flight cannot be interrupted, so a single text arriving during a bulk ingestion
+   * waits for at most one batch of this size instead of a full maxBatchTokens one. Undefined:
+   * no cap (bulk batches always use maxBatchTokens).
+   */
+  interactiveBulkTokens?: number;
+  /** How long after a priority-lane request bulk batches stay capped. Default 2000 ms. */
+  interactiveWindowMs?: number;
 }
 
 export interface BatcherStats {
@@ -192,9 +201,23 @@ export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: 
   return { batch, skipped };
 }
 
+/**
+ * The padded-token budget of the next batch: bulk batches shrink to `interactiveBulkTokens`
+ * until `interactiveUntil` (a priority request came recently), so that the next single text
+ * does not wait behind a long one.
+ */
+export function batchBudget(lane: Lane, now: number, interactiveUntil: number, config: Pick<BatcherConfig, 'maxBatchTokens' | 'interactiveBulkTokens'>): number {
+  if (lane === 'bulk' && config.interactiveBulkTokens !== undefined && now < interactiveUntil) {
+    return Math.min(config.maxBatchTokens, config.interactiveBulkTokens);
+  }
+  return config.maxBatchTokens;
+}
+
 export class Batcher {
   private readonly lanes: Record<Lane, Entry[]> = { priority: [], bulk: [] };
   private priorityStreak = 0;
+  /** Until when bulk batches are cut small because a priority request came (ms, monotonic). */
+  private interactiveUntil = -Infinity;
   /** When the engine last finished a batch (ms, monotonic). */
   private engineProgressAt = performance.now();
   private readonly priorityMaxInputs: number;
@@ -253,7 +276,9 @@ export class Batcher {
       // Shortest first: a big request's neighbours in the queue have similar lengths, so the
       // batches cut from it carry little padding.
       const order = sequences.map((_, i) => i).sort((a, b) => sequences[a].length - sequences[b].length);
-      const lane = this.lanes[sequences.length <= this.priorityMaxInputs ? 'priority' : 'bulk'];
+      const priority = sequences.length <= this.priorityMaxInputs;
+      if (priority) this.interactiveUntil = now + (this.config.interactiveWindowMs ?? 2_000);
+      const lane = this.lanes[priority ? 'priority' : 'bulk'];
       for (const index of order) {
         const ids = sequences[index];
         lane.push({ ids, request, index, queuedAt: now });
@@ -363,7 +388,8 @@ export class Batcher {
     for (;;) {
       const lane = chooseLane(this.lanes.priority.length > 0, this.lanes.bulk.length > 0, this.priorityStreak);
       if (lane === null) break;
-      const { batch, skipped } = takeBatch(this.lanes[lane], this.config.maxBatchTokens, this.config.maxBatchSize);
+      const budget = batchBudget(lane, performance.now(), this.interactiveUntil, this.config);
+      const { batch, skipped } = takeBatch(this.lanes[lane], budget, this.config.maxBatchSize);
       this.counters.skipped += skipped;
       if (batch.length === 0) continue; // only dead entries in that lane: they are gone now
       this.priorityStreak = lane === 'priority' ? this.priorityStreak + 1 : 0;
