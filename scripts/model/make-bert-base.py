@@ -10,7 +10,7 @@ Needs only Debian's python3-torch and python3-onnx (no transformers): the BERT i
 here, the way transformers 4.x wrote its forward, and exported with the TorchScript exporter.
 The weights are random: the figures it gives are about compute, not quality.
 
-Usage: /usr/bin/python3 scripts/model/make-bert-base.py OUT_DIR [--max-seq-length 128]
+Usage: /usr/bin/python3 scripts/model/make-bert-base.py OUT_DIR [--max-seq-length 512]  (BERT-base's own limit)
 """
 import argparse
 import json
@@ -74,7 +74,7 @@ class Bert(torch.nn.Module):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("--max-seq-length", type=int, default=128)
+    ap.add_argument("--max-seq-length", type=int, default=512)
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(os.path.join(out, "onnx"), exist_ok=True)

@@ -32,10 +32,11 @@ export interface BatcherConfig {
    */
   priorityMaxInputs?: number;
   /**
-   * Padded tokens of a bulk-lane batch while interactive (priority-lane) requests are recent:
-   * a batch in flight cannot be interrupted, so a single text arriving during a bulk ingestion
-   * waits for at most one batch of this size instead of a full maxBatchTokens one. Undefined:
-   * no cap (bulk batches always use maxBatchTokens).
+   * Bulk batches while interactive (priority-lane) requests are recent: a batch in flight
+   * cannot be interrupted, so a single text arriving during a bulk ingestion waits for one bulk
+   * batch. Such batches are cut to the padded tokens of the largest recent priority batch (about
+   * what the single text costs itself), at most this many. Undefined: no cap (bulk batches
+   * always use maxBatchTokens).
    */
   interactiveBulkTokens?: number;
   /** How long after a priority-lane request bulk batches stay capped. Default 2000 ms. */
@@ -202,22 +203,33 @@ export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: 
 }
 
 /**
- * The padded-token budget of the next batch: bulk batches shrink to `interactiveBulkTokens`
- * until `interactiveUntil` (a priority request came recently), so that the next single text
- * does not wait behind a long one.
+ * The padded-token budget of the next batch: until `interactiveUntil` (a priority request came
+ * recently) bulk batches shrink to `priorityTokens` (the largest recent priority batch's padded
+ * tokens), at most `interactiveBulkTokens`, so that the next single text waits for about its
+ * own cost, not for a full batch.
  */
-export function batchBudget(lane: Lane, now: number, interactiveUntil: number, config: Pick<BatcherConfig, 'maxBatchTokens' | 'interactiveBulkTokens'>): number {
-  if (lane === 'bulk' && config.interactiveBulkTokens !== undefined && now < interactiveUntil) {
-    return Math.min(config.maxBatchTokens, config.interactiveBulkTokens);
+export function batchBudget(
+  lane: Lane,
+  now: number,
+  interactive: { until: number; priorityTokens: number },
+  config: Pick<BatcherConfig, 'maxBatchTokens' | 'interactiveBulkTokens'>,
+): number {
+  if (lane === 'bulk' && config.interactiveBulkTokens !== undefined && now < interactive.until) {
+    return Math.max(1, Math.min(config.maxBatchTokens, config.interactiveBulkTokens, interactive.priorityTokens));
   }
   return config.maxBatchTokens;
 }
+
+/** How many recent priority batches the interactive bulk budget looks at. */
+const RECENT_PRIORITY = 8;
 
 export class Batcher {
   private readonly lanes: Record<Lane, Entry[]> = { priority: [], bulk: [] };
   private priorityStreak = 0;
   /** Until when bulk batches are cut small because a priority request came (ms, monotonic). */
   private interactiveUntil = -Infinity;
+  /** Padded tokens of the last RECENT_PRIORITY priority batches. */
+  private recentPriorityTokens: number[] = [];
   /** When the engine last finished a batch (ms, monotonic). */
   private engineProgressAt = performance.now();
   private readonly priorityMaxInputs: number;
@@ -388,11 +400,16 @@ export class Batcher {
     for (;;) {
       const lane = chooseLane(this.lanes.priority.length > 0, this.lanes.bulk.length > 0, this.priorityStreak);
       if (lane === null) break;
-      const budget = batchBudget(lane, performance.now(), this.interactiveUntil, this.config);
+      const priorityTokens = this.recentPriorityTokens.length > 0 ? Math.max(...this.recentPriorityTokens) : Infinity;
+      const budget = batchBudget(lane, performance.now(), { until: this.interactiveUntil, priorityTokens }, this.config);
       const { batch, skipped } = takeBatch(this.lanes[lane], budget, this.config.maxBatchSize);
       this.counters.skipped += skipped;
       if (batch.length === 0) continue; // only dead entries in that lane: they are gone now
       this.priorityStreak = lane === 'priority' ? this.priorityStreak + 1 : 0;
+      if (lane === 'priority') {
+        this.recentPriorityTokens.push(batch.reduce((m, e) => Math.max(m, e.ids.length), 0) * batch.length);
+        if (this.recentPriorityTokens.length > RECENT_PRIORITY) this.recentPriorityTokens.shift();
+      }
       void this.run(runner, batch);
       return true;
     }

@@ -30,9 +30,10 @@ export interface OnnxEmbedderOptions {
   /** Sequences per batch; 1 turns batching off. Default: 64 on CPU, 256 on CUDA. */
   maxBatchSize?: number;
   /**
-   * Padded tokens of a bulk batch while single-text (priority-lane) requests came in the last
-   * 2 s, so they wait for at most one such batch. Default on CPU: the model's token limit (one
-   * longest input); 0 (the default on CUDA, where batches take milliseconds): no cap.
+   * While single-text (priority-lane) requests came in the last 2 s, bulk batches are cut to the
+   * size of the recent priority batches, at most this many padded tokens, so a single text waits
+   * for about its own cost. Default on CPU: the model's token limit (one longest input); 0 (the
+   * default on CUDA, where batches take milliseconds): no cap.
    */
   interactiveBulkTokens?: number;
   /** Wait for company before a partial batch runs. Default 2 ms. */
