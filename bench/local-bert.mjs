@@ -6,7 +6,8 @@
 //   2. the engine vs @huggingface/transformers (feature-extraction, mean pooling, normalised) on the
 //      same model and texts, in batches of 32 as they come (what a straightforward service does);
 //   3. a 2048-text request (short texts, to keep the run bounded) with a deadline far shorter than
-//      the request takes: it must complete (the deadline counts stalls, not queueing);
+//      the request takes, on an engine of its own: it must complete (the deadline counts stalls,
+//      not queueing);
 //   4. the priority lane: single-text p99 while (3) runs vs on the idle engine.
 //
 //   flock /tmp/bench.lock nice -n -5 npx tsx bench/local-bert.mjs [options]     (from source)
@@ -16,10 +17,12 @@
 // fixture's tokenizer) is generated into bench/.models/bert-base on first use with Debian's
 // python3-torch + python3-onnx (scripts/model/make-bert-base.py).
 //
-// Options: --model DIR, --texts N (default 96), --concurrency C (16), --threads T (ORT intra-op,
-// default: the machine's cores, for the engine and the raw reference alike), --ref-batch B (raw
-// reference batch size, 16), --bulk N (2048), --bulk-timeout-ms (10000), --probes N (idle probes,
-// 30), --skip-transformers, --json FILE.
+// Options: --model DIR, --texts N (default 64), --concurrency C (16), --threads T (ORT intra-op,
+// default: the machine's cores, for the engine and the references alike), --ref-batch 4,16 (raw
+// reference batch sizes, the best per round counts), --rounds R (2), --bulk N (2048),
+// --bulk-words MIN,MAX (4,10), --bulk-timeout-ms (10000), --probes N (idle probes, 30),
+// --probe-words MIN,MAX (5,40), --max-batch-tokens / --interactive-tokens (engine settings under
+// test; 0 turns the interactive bulk cap off), --skip-transformers, --json FILE.
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
