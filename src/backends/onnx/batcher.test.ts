@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DomainError } from '../../core/errors.js';
-import { Batcher, chooseLane, PRIORITY_STREAK, takeBatch, timeoutDueIn, type BatcherConfig, type Entry } from './batcher.js';
+import { Batcher, batchBudget, chooseLane, PRIORITY_STREAK, takeBatch, timeoutDueIn, type BatcherConfig, type Entry } from './batcher.js';
 import type { BatchRunner } from './session.js';
 
 /** A runner that records its batches, answers [length, first id] per sequence, and can be held. */
@@ -356,5 +356,67 @@ describe('Batcher lanes and deadlines', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(await outcome).toMatchObject({ kind: 'timeout' });
     runner.release();
+  });
+});
+
+describe('batchBudget', () => {
+  const budgets = { maxBatchTokens: 4_096, interactiveBulkTokens: 512 };
+  const recent = { until: 200, priorityTokens: 40 };
+
+  it("cuts bulk batches to the recent priority batches' size while a priority request is recent, and only bulk ones", () => {
+    expect(batchBudget('bulk', 100, recent, budgets)).toBe(40);
+    expect(batchBudget('bulk', 100, { until: 200, priorityTokens: 2_000 }, budgets)).toBe(512);
+    expect(batchBudget('priority', 100, recent, budgets)).toBe(4_096);
+  });
+
+  it('gives bulk batches the full budget once the window has passed, or when no cap is set', () => {
+    expect(batchBudget('bulk', 200, recent, budgets)).toBe(4_096);
+    expect(batchBudget('bulk', 100, recent, { maxBatchTokens: 4_096 })).toBe(4_096);
+    expect(batchBudget('bulk', 100, { until: 200, priorityTokens: Infinity }, { maxBatchTokens: 64, interactiveBulkTokens: 128 })).toBe(64);
+  });
+});
+
+describe('Batcher: bulk batches next to interactive requests', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  const sizes = (runner: FakeRunner, first: number) => runner.batches.filter((b) => b[0][0] >= first).map((b) => b.length);
+
+  it('cuts a bulk request into small batches while single texts arrive, so the next one waits for little', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0, interactiveBulkTokens: 12 });
+    runner.hold();
+    const single = batcher.submit([seq(1, 8)]); // runs at once, held; opens the interactive window
+    await tick();
+    const bulk = batcher.submit(Array.from({ length: 12 }, (_, i) => seq(100 + i, 4)));
+    runner.release();
+    await Promise.all([single, bulk]);
+    // The single text's 8 padded tokens, in 4-token inputs: 2 per batch, not the 8 the size cap allows.
+    expect(sizes(runner, 100)).toEqual([2, 2, 2, 2, 2, 2]);
+  });
+
+  it('never cuts bulk batches larger than interactiveBulkTokens, however large the single texts', async () => {
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0, interactiveBulkTokens: 12 });
+    runner.hold();
+    const single = batcher.submit([seq(1, 40)]);
+    await tick();
+    const bulk = batcher.submit(Array.from({ length: 12 }, (_, i) => seq(100 + i, 4)));
+    runner.release();
+    await Promise.all([single, bulk]);
+    expect(sizes(runner, 100)).toEqual([3, 3, 3, 3]);
+  });
+
+  it('keeps full bulk batches with no interactive request, and again once the window has passed', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const runner = new FakeRunner();
+    const batcher = new Batcher(runner, { ...config, maxWaitMs: 0, interactiveBulkTokens: 8, interactiveWindowMs: 1_000 });
+    await batcher.submit(Array.from({ length: 12 }, (_, i) => seq(100 + i, 4)));
+    expect(sizes(runner, 100)).toEqual([8, 4]);
+    await batcher.submit([seq(1, 4)]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    // Window over: the 4-token single text no longer shrinks bulk batches.
+    await batcher.submit(Array.from({ length: 12 }, (_, i) => seq(200 + i, 4)));
+    expect(sizes(runner, 200)).toEqual([8, 4]);
   });
 });

@@ -31,6 +31,16 @@ export interface BatcherConfig {
    * not stuck behind a bulk ingestion (see chooseLane). Default 8; 0 turns the lane off.
    */
   priorityMaxInputs?: number;
+  /**
+   * Bulk batches while interactive (priority-lane) requests are recent: a batch in flight
+   * cannot be interrupted, so a single text arriving during a bulk ingestion waits for one bulk
+   * batch. Such batches are cut to the padded tokens of the largest recent priority batch (about
+   * what the single text costs itself), at most this many. Undefined: no cap (bulk batches
+   * always use maxBatchTokens).
+   */
+  interactiveBulkTokens?: number;
+  /** How long after a priority-lane request bulk batches stay capped. Default 2000 ms. */
+  interactiveWindowMs?: number;
 }
 
 export interface BatcherStats {
@@ -192,9 +202,34 @@ export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: 
   return { batch, skipped };
 }
 
+/**
+ * The padded-token budget of the next batch: until `interactiveUntil` (a priority request came
+ * recently) bulk batches shrink to `priorityTokens` (the largest recent priority batch's padded
+ * tokens), at most `interactiveBulkTokens`, so that the next single text waits for about its
+ * own cost, not for a full batch.
+ */
+export function batchBudget(
+  lane: Lane,
+  now: number,
+  interactive: { until: number; priorityTokens: number },
+  config: Pick<BatcherConfig, 'maxBatchTokens' | 'interactiveBulkTokens'>,
+): number {
+  if (lane === 'bulk' && config.interactiveBulkTokens !== undefined && now < interactive.until) {
+    return Math.max(1, Math.min(config.maxBatchTokens, config.interactiveBulkTokens, interactive.priorityTokens));
+  }
+  return config.maxBatchTokens;
+}
+
+/** How many recent priority batches the interactive bulk budget looks at. */
+const RECENT_PRIORITY = 8;
+
 export class Batcher {
   private readonly lanes: Record<Lane, Entry[]> = { priority: [], bulk: [] };
   private priorityStreak = 0;
+  /** Until when bulk batches are cut small because a priority request came (ms, monotonic). */
+  private interactiveUntil = -Infinity;
+  /** Padded tokens of the last RECENT_PRIORITY priority batches. */
+  private recentPriorityTokens: number[] = [];
   /** When the engine last finished a batch (ms, monotonic). */
   private engineProgressAt = performance.now();
   private readonly priorityMaxInputs: number;
@@ -253,7 +288,9 @@ export class Batcher {
       // Shortest first: a big request's neighbours in the queue have similar lengths, so the
       // batches cut from it carry little padding.
       const order = sequences.map((_, i) => i).sort((a, b) => sequences[a].length - sequences[b].length);
-      const lane = this.lanes[sequences.length <= this.priorityMaxInputs ? 'priority' : 'bulk'];
+      const priority = sequences.length <= this.priorityMaxInputs;
+      if (priority) this.interactiveUntil = now + (this.config.interactiveWindowMs ?? 2_000);
+      const lane = this.lanes[priority ? 'priority' : 'bulk'];
       for (const index of order) {
         const ids = sequences[index];
         lane.push({ ids, request, index, queuedAt: now });
@@ -363,10 +400,16 @@ export class Batcher {
     for (;;) {
       const lane = chooseLane(this.lanes.priority.length > 0, this.lanes.bulk.length > 0, this.priorityStreak);
       if (lane === null) break;
-      const { batch, skipped } = takeBatch(this.lanes[lane], this.config.maxBatchTokens, this.config.maxBatchSize);
+      const priorityTokens = this.recentPriorityTokens.length > 0 ? Math.max(...this.recentPriorityTokens) : Infinity;
+      const budget = batchBudget(lane, performance.now(), { until: this.interactiveUntil, priorityTokens }, this.config);
+      const { batch, skipped } = takeBatch(this.lanes[lane], budget, this.config.maxBatchSize);
       this.counters.skipped += skipped;
       if (batch.length === 0) continue; // only dead entries in that lane: they are gone now
       this.priorityStreak = lane === 'priority' ? this.priorityStreak + 1 : 0;
+      if (lane === 'priority') {
+        this.recentPriorityTokens.push(batch.reduce((m, e) => Math.max(m, e.ids.length), 0) * batch.length);
+        if (this.recentPriorityTokens.length > RECENT_PRIORITY) this.recentPriorityTokens.shift();
+      }
       void this.run(runner, batch);
       return true;
     }

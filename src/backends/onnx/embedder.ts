@@ -29,6 +29,13 @@ export interface OnnxEmbedderOptions {
   maxBatchTokens?: number;
   /** Sequences per batch; 1 turns batching off. Default: 64 on CPU, 256 on CUDA. */
   maxBatchSize?: number;
+  /**
+   * While single-text (priority-lane) requests came in the last 2 s, bulk batches are cut to the
+   * size of the recent priority batches, at most this many padded tokens, so a single text waits
+   * for about its own cost. Default on CPU: the model's token limit (one longest input); 0 (the
+   * default on CUDA, where batches take milliseconds): no cap.
+   */
+  interactiveBulkTokens?: number;
   /** Wait for company before a partial batch runs. Default 2 ms. */
   maxWaitMs?: number;
   /** Queued inputs per model before 503. Default 10 000. */
@@ -93,7 +100,12 @@ export async function createOnnxEmbedder(options: OnnxEmbedderOptions): Promise<
         throw err;
       }
       // A budget below one maximal input would leave every long input running alone.
-      const batcher = new Batcher(runners, { ...base, maxBatchTokens: Math.max(base.maxBatchTokens, dir.maxTokens) });
+      const interactiveBulkTokens = options.interactiveBulkTokens ?? (cuda ? 0 : dir.maxTokens);
+      const batcher = new Batcher(runners, {
+        ...base,
+        maxBatchTokens: Math.max(base.maxBatchTokens, dir.maxTokens),
+        interactiveBulkTokens: interactiveBulkTokens > 0 ? interactiveBulkTokens : undefined,
+      });
       loaded.push({ dir, runners, batcher });
       options.logger?.info(
         { model: dir.id, version: dir.version, onnx: dir.onnxPath, dimensions: dir.hiddenSize, maxTokens: dir.maxTokens, sessions, tokenizerThreads, ...runners[0].info },

@@ -48,3 +48,31 @@ describe('a worker that dies', () => {
     expect(deaths).toHaveLength(1);
   });
 });
+
+describe('closing a worker', () => {
+  /** Speaks the handshake and answers each call (doubled) after 100 ms: a batch still computing. */
+  const slow = new URL(
+    'data:text/javascript,' +
+      encodeURIComponent(`import { parentPort } from 'node:worker_threads';
+parentPort.on('message', ({ id, req }) => setTimeout(() => parentPort.postMessage({ kind: 'result', id, value: req * 2 }), 100));
+parentPort.postMessage({ kind: 'ready', info: {} });`),
+  );
+
+  it('lets a call in flight finish before ending the worker, and takes no new calls meanwhile', async () => {
+    const { WorkerClient } = await import('./worker-rpc.js');
+    const client = await WorkerClient.start<number, number, unknown>(slow, {});
+    const inFlight = client.call(21);
+    const closed = client.close();
+    await expect(client.call(1)).rejects.toThrow('worker closed');
+    await closed;
+    await expect(inFlight).resolves.toBe(42);
+  });
+
+  it('ends a worker whose call never finishes once the grace is over, failing that call', async () => {
+    const { WorkerClient } = await import('./worker-rpc.js');
+    const client = await WorkerClient.start<number, number, unknown>(new URL('../../../test/fixtures/workers/silent.mjs', import.meta.url), {});
+    const inFlight = client.call(1).catch((e: unknown) => e);
+    await client.close(50);
+    expect(await inFlight).toBeInstanceOf(Error);
+  });
+});

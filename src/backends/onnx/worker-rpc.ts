@@ -30,8 +30,13 @@ export function siblingModule(base: string, name: string): URL {
   return new URL(`./${name}${ext}`, base);
 }
 
+/** How long close() lets calls in flight finish before it ends the worker anyway. */
+const CLOSE_GRACE_MS = 10_000;
+
 export class WorkerClient<Req, Res, Info> {
   private nextId = 0;
+  /** Set while close() waits for the calls in flight. */
+  private drained: (() => void) | null = null;
   private readonly pending = new Map<number, { resolve: (v: Res) => void; reject: (e: Error) => void }>();
   private death: Error | null = null;
   private readonly deathListeners: ((err: Error) => void)[] = [];
@@ -94,8 +99,22 @@ export class WorkerClient<Req, Res, Info> {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Takes no more calls, lets those in flight finish (at most graceMs), then ends the worker:
+   * terminating a worker inside onnxruntime's session.run ended the whole process natively
+   * ("terminate called after throwing an instance of 'Napi::Error'", seen on a BERT-base model).
+   */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     this.death ??= new Error('worker closed');
+    if (this.pending.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.drained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
     await this.worker.terminate();
   }
 
@@ -106,6 +125,7 @@ export class WorkerClient<Req, Res, Info> {
     this.pending.delete(reply.id);
     if (reply.kind === 'result') call.resolve(reply.value as Res);
     else call.reject(fromWire(reply.error));
+    if (this.pending.size === 0) this.drained?.();
   }
 
   private die(err: Error): void {
@@ -117,6 +137,7 @@ export class WorkerClient<Req, Res, Info> {
       : this.death;
     for (const call of this.pending.values()) call.reject(gone);
     this.pending.clear();
+    this.drained?.();
     if (first) for (const fn of this.deathListeners) fn(err);
   }
 }
