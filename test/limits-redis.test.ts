@@ -17,15 +17,16 @@ const children: ChildProcess[] = [];
 let fake: FakeUpstream | undefined;
 afterAll(async () => {
   for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+  // A child ended by a signal has signalCode set and exitCode null: waiting for 'exit' then would never end.
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)))));
   await fake?.close();
 });
 
-/** A real `embedding-cache serve` process. */
+/** A real `embedding-cache serve` process: one process (WORKERS=1), as the two servers are what is shared here. */
 async function serveProcess(env: Record<string, string>): Promise<string> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve'], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, WORKERS: '1', ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.push(child);
