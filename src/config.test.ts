@@ -50,4 +50,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS: the embedded store is opened by one process only; set DATABASE_URL/);
     expect(() => loadConfig({ DATABASE_URL: pg, WORKERS: '0' })).toThrow(ConfigError);
   });
+
+  it('shares 10 connections per machine among the workers unless DATABASE_POOL_SIZE says otherwise', () => {
+    const pg = 'postgres://u@127.0.0.1/db';
+    expect(loadConfig({})).toMatchObject({ databasePoolSize: 10, databasePoolSizeSet: false });
+    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '2' }).databasePoolSize).toBe(5);
+    // 16 workers x 2 = 32 connections, not 160 (PostgreSQL's default max_connections is 100).
+    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '16' }).databasePoolSize).toBe(2);
+    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '16', DATABASE_POOL_SIZE: '8' })).toMatchObject({ databasePoolSize: 8, databasePoolSizeSet: true });
+  });
 });

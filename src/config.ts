@@ -28,7 +28,8 @@ const EnvSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
-  DATABASE_POOL_SIZE: positiveInt.default(10),
+  /** Connections per process; default 10 per machine, shared by the workers (see defaultPoolSize). */
+  DATABASE_POOL_SIZE: positiveInt.optional(),
   /** HTTP worker processes of `serve` (node:cluster); default the machine's cores on PostgreSQL, 1 on the embedded store. */
   WORKERS: positiveInt.max(256).optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
@@ -136,6 +137,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   databasePoolSize: number;
+  /** DATABASE_POOL_SIZE was set (else the pool follows the worker count: defaultPoolSize). */
+  databasePoolSizeSet: boolean;
   /** HTTP worker processes `serve` runs (1 = a single process, no cluster). */
   workers: number;
   /** WORKERS was set (else `serve` keeps 1 where a local model would be loaded once per worker). */
@@ -215,6 +218,15 @@ export class ConfigError extends Error {
 }
 
 /** Validates an environment (process.env by default) into a Config, or throws ConfigError naming every bad value. */
+/**
+ * Connections per process when DATABASE_POOL_SIZE is not set: 10 per machine shared by its
+ * workers, at least 2 each (one lookup while another is in flight). 10 per worker would put a
+ * 16-core server at 160 connections, past PostgreSQL's default max_connections of 100.
+ */
+export function defaultPoolSize(workers: number): number {
+  return Math.max(2, Math.ceil(10 / workers));
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset", as in most shells' `FOO= cmd`.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
@@ -224,6 +236,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const problems: string[] = [];
+  const workers = e.WORKERS ?? (e.DATABASE_URL ? os.availableParallelism() : 1);
   if (e.UPSTREAM_API_KEY && !e.UPSTREAM_BASE_URL) problems.push('UPSTREAM_API_KEY is set but UPSTREAM_BASE_URL is not: set both, or neither');
   // One process owns the embedded store's files (PGlite): several workers need PostgreSQL.
   if (!e.DATABASE_URL && (e.WORKERS ?? 1) > 1) problems.push(`WORKERS: the embedded store is opened by one process only; set DATABASE_URL to run ${e.WORKERS} workers, or WORKERS=1`);
@@ -247,8 +260,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
-    databasePoolSize: e.DATABASE_POOL_SIZE,
-    workers: e.WORKERS ?? (e.DATABASE_URL ? os.availableParallelism() : 1),
+    databasePoolSize: e.DATABASE_POOL_SIZE ?? defaultPoolSize(workers),
+    databasePoolSizeSet: e.DATABASE_POOL_SIZE !== undefined,
+    workers,
     workersSet: e.WORKERS !== undefined,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
