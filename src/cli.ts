@@ -15,7 +15,7 @@ import { Command, Option } from 'commander';
 import { seedBatches, seedCache, type SeedProgress } from './core/seed.js';
 import type { TaskType } from './core/types.js';
 import { countRows, exportRows, importRows, type ExportedRow } from './store/transfer.js';
-import { loadConfig, ConfigError, defaultPoolSize, type Config } from './config.js';
+import { loadConfig, ConfigError, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { databaseExists, DatabaseMissingError, openDatabase, resolveDatabase, type Database } from './store/db.js';
 import { migrate } from './store/migrate.js';
@@ -100,7 +100,7 @@ program
       const { pulledModelDirs } = await import('./server.js');
       if (cfg.local.modelDirs.length > 0 || (await pulledModelDirs(cfg.dataDir)).length > 0) {
         logger.info({ cores: cfg.workers }, 'a local model is served: one process (set WORKERS to run several, each loading the model)');
-        cfg = { ...cfg, workers: 1, databasePoolSize: cfg.databasePoolSizeSet ? cfg.databasePoolSize : defaultPoolSize(1) };
+        cfg = { ...cfg, workers: 1 };
       }
     }
     if (cfg.workers > 1 && cluster.isPrimary) await servePrimary(cfg, logger);

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, connectionsPerProcess, loadConfig } from './config.js';
 
 describe('configuration', () => {
   it('has defaults a fresh machine can run on', () => {
@@ -53,10 +53,13 @@ describe('configuration', () => {
 
   it('shares 10 connections per machine among the workers unless DATABASE_POOL_SIZE says otherwise', () => {
     const pg = 'postgres://u@127.0.0.1/db';
-    expect(loadConfig({})).toMatchObject({ databasePoolSize: 10, databasePoolSizeSet: false });
-    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '2' }).databasePoolSize).toBe(5);
+    const pool = (env: Record<string, string>) => connectionsPerProcess(loadConfig(env));
+    expect(pool({})).toBe(10);
+    expect(pool({ DATABASE_URL: pg, WORKERS: '2' })).toBe(5);
     // 16 workers x 2 = 32 connections, not 160 (PostgreSQL's default max_connections is 100).
-    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '16' }).databasePoolSize).toBe(2);
-    expect(loadConfig({ DATABASE_URL: pg, WORKERS: '16', DATABASE_POOL_SIZE: '8' })).toMatchObject({ databasePoolSize: 8, databasePoolSizeSet: true });
+    expect(pool({ DATABASE_URL: pg, WORKERS: '16' })).toBe(2);
+    expect(pool({ DATABASE_URL: pg, WORKERS: '16', DATABASE_POOL_SIZE: '8' })).toBe(8);
+    // serve's single process (a local model) gets the whole machine's 10.
+    expect(connectionsPerProcess({ ...loadConfig({ DATABASE_URL: pg, WORKERS: '4' }), workers: 1 })).toBe(10);
   });
 });

@@ -28,7 +28,7 @@ const EnvSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
-  /** Connections per process; default 10 per machine, shared by the workers (see defaultPoolSize). */
+  /** Connections per process; default 10 per machine, shared by the workers (see connectionsPerProcess). */
   DATABASE_POOL_SIZE: positiveInt.optional(),
   /** HTTP worker processes of `serve` (node:cluster); default the machine's cores on PostgreSQL, 1 on the embedded store. */
   WORKERS: positiveInt.max(256).optional(),
@@ -136,9 +136,8 @@ export interface Config {
   port: number;
   dataDir: string;
   databaseUrl: string | undefined;
-  databasePoolSize: number;
-  /** DATABASE_POOL_SIZE was set (else the pool follows the worker count: defaultPoolSize). */
-  databasePoolSizeSet: boolean;
+  /** DATABASE_POOL_SIZE as set; unset, the pool follows the worker count (connectionsPerProcess). */
+  databasePoolSize: number | undefined;
   /** HTTP worker processes `serve` runs (1 = a single process, no cluster). */
   workers: number;
   /** WORKERS was set (else `serve` keeps 1 where a local model would be loaded once per worker). */
@@ -223,8 +222,8 @@ export class ConfigError extends Error {
  * workers, at least 2 each (one lookup while another is in flight). 10 per worker would put a
  * 16-core server at 160 connections, past PostgreSQL's default max_connections of 100.
  */
-export function defaultPoolSize(workers: number): number {
-  return Math.max(2, Math.ceil(10 / workers));
+export function connectionsPerProcess(config: Pick<Config, 'databasePoolSize' | 'workers'>): number {
+  return config.databasePoolSize ?? Math.max(2, Math.ceil(10 / config.workers));
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -260,8 +259,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     dataDir: e.DATA_DIR,
     databaseUrl: e.DATABASE_URL,
-    databasePoolSize: e.DATABASE_POOL_SIZE ?? defaultPoolSize(workers),
-    databasePoolSizeSet: e.DATABASE_POOL_SIZE !== undefined,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     workers,
     workersSet: e.WORKERS !== undefined,
     redisUrl: e.REDIS_URL,

@@ -7,7 +7,7 @@ import { TenantProviders } from './providers/tenant-providers.js';
 import { leanFetch } from './backends/lean-fetch.js';
 import { buildOperatorUpstreams } from './providers/operator.js';
 import { upsertTier } from './store/tiers.js';
-import type { Config } from './config.js';
+import { connectionsPerProcess, type Config } from './config.js';
 import { EmbedService } from './core/embed-service.js';
 import { Evictor } from './core/eviction.js';
 import { HotCache } from './core/hot-cache.js';
@@ -115,7 +115,7 @@ export async function createServer(
   logger: Logger,
   opts: { backends?: BackendEntry[]; worker?: WorkerRole } = {},
 ): Promise<Server> {
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, logger });
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: connectionsPerProcess(config), logger });
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisCommandTimeoutMs }) : null;
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
   if (redis) cleanup.unshift(async () => redis.disconnect());
@@ -150,7 +150,7 @@ export async function createServer(
     };
     // Concurrent requests' lookups merged into one query per connection (the embedded store has one).
     const lookups = new LookupBatcher((tenants, scope, hashes) => lookupVectors(sql, tenants, scope, hashes), {
-      maxInFlight: db.kind === 'postgres' ? config.databasePoolSize : 1,
+      maxInFlight: db.kind === 'postgres' ? connectionsPerProcess(config) : 1,
       maxHashes: LOOKUP_BATCH_HASHES,
     });
     const embeddings = new EmbedService({
