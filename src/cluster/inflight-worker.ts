@@ -23,7 +23,8 @@ interface Pending<T> {
 export class ClusterInFlight implements InFlightRegistry {
   private readonly local = new InProcessInFlight();
   private nextId = 1;
-  private readonly claims = new Map<number, Pending<ClaimAnswer[]>>();
+  /** Claims asked of the primary, by message id, with the keys they asked for. */
+  private readonly claims = new Map<number, Pending<InFlightClaim[]> & { keys: string[] }>();
   /** Keys another worker resolves, waited for here. */
   private readonly remote = new Map<string, Pending<InFlightResult>>();
   /** Keys this worker holds at the primary. */
@@ -48,7 +49,7 @@ export class ClusterInFlight implements InFlightRegistry {
     return this.request(askKeys).then(
       (answers) => {
         ask.forEach((i, j) => {
-          here[i] = this.answer(askKeys[j], answers[j]);
+          here[i] = answers[j];
         });
         return here;
       },
@@ -81,10 +82,10 @@ export class ClusterInFlight implements InFlightRegistry {
     return { kind: 'done', value };
   }
 
-  private request(keys: string[]): Promise<ClaimAnswer[]> {
+  private request(keys: string[]): Promise<InFlightClaim[]> {
     if (this.closed) return Promise.reject(this.closed);
     const id = this.nextId++;
-    const p = new Promise<ClaimAnswer[]>((resolve, reject) => this.claims.set(id, { resolve, reject }));
+    const p = new Promise<InFlightClaim[]>((resolve, reject) => this.claims.set(id, { keys, resolve, reject }));
     this.channel.send({ ec: 'claim', id, keys });
     return p;
   }
@@ -128,7 +129,10 @@ export class ClusterInFlight implements InFlightRegistry {
     if (msg.ec === 'claimed') {
       const p = this.claims.get(msg.id);
       this.claims.delete(msg.id);
-      p?.resolve(msg.answers);
+      // Answered here, not in a promise continuation: node emits every message of one IPC read
+      // before any continuation runs, so the owner's result may be the very next message, and
+      // a wait registered later would never hear it.
+      if (p) p.resolve(msg.answers.map((a, j) => this.answer(p.keys[j], a)));
       return;
     }
     const p = this.remote.get(msg.key);

@@ -33,6 +33,37 @@ function machine(workers: number) {
 
 const value = (s: string) => ({ bytes: Buffer.from(s), tokens: s.length });
 
+/**
+ * As node's IPC delivers them: every message a read brings is emitted back to back (nextTick
+ * after nextTick, before any promise continuation runs), here everything sent in one turn.
+ */
+function machineBatched(workers: number) {
+  const listeners = new Map<number, (msg: unknown) => void>();
+  const inbox = new Map<number, ToWorker[]>();
+  const hub = new InFlightHub((id, msg: ToWorker) => {
+    const q = inbox.get(id) ?? [];
+    if (q.length === 0)
+      setImmediate(() => {
+        inbox.delete(id);
+        for (const m of q) listeners.get(id)?.(structuredClone(m));
+      });
+    q.push(msg);
+    inbox.set(id, q);
+  });
+  const regs = Array.from({ length: workers }, (_, i) => {
+    const id = i + 1;
+    return new ClusterInFlight({
+      send: (msg: ToPrimary) => setImmediate(() => hub.receive(id, structuredClone(msg))),
+      onMessage: (fn) => void listeners.set(id, fn),
+    });
+  });
+  return { hub, regs };
+}
+
+const turns = async (n: number) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
 describe('cluster in-flight registry', () => {
   it('lets one worker own a key and hands its computed value to the other', async () => {
     const { hub, regs } = machine(2);
@@ -59,6 +90,35 @@ describe('cluster in-flight registry', () => {
     await new Promise((res) => setImmediate(res));
     await new Promise((res) => setImmediate(res));
     expect(hub.size).toBe(0);
+  });
+
+  it('keeps an owner\'s result that arrives in the same read as the claim\'s "wait"', async () => {
+    const { regs } = machineBatched(2);
+    const [a, b] = regs;
+    expect((await a.claim(['k']))[0].kind).toBe('own');
+    // b's claim and a's settle reach the primary in one turn: "wait", then the result, in one read.
+    const waiting = b.claim(['k']);
+    a.settle('k', { value: value('vec'), cached: false });
+    const [cb] = await waiting;
+    if (cb.kind !== 'wait') throw new Error(`expected wait, got ${cb.kind}`);
+    let got: string | null = null;
+    void cb.result.then((r) => void (got = r.value.bytes.toString()));
+    await turns(5);
+    expect(got).toBe('vec');
+  });
+
+  it('keeps an owner\'s failure that arrives in the same read as the claim\'s "wait"', async () => {
+    const { regs } = machineBatched(2);
+    const [a, b] = regs;
+    await a.claim(['k']);
+    const waiting = b.claim(['k']);
+    a.settle('k', { error: new DomainError('upstream_timeout', 'slow upstream') });
+    const [cb] = await waiting;
+    if (cb.kind !== 'wait') throw new Error(`expected wait, got ${cb.kind}`);
+    let failed: unknown = null;
+    cb.result.catch((e: unknown) => void (failed = e));
+    await turns(5);
+    expect(failed).toMatchObject({ kind: 'upstream_timeout' });
   });
 
   it('passes an owner failure to its waiters and frees the key', async () => {
