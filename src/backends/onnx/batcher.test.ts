@@ -73,6 +73,23 @@ describe('takeBatch', () => {
     expect(queue.map((e) => e.ids.length)).toEqual([1]);
   });
 
+  it('under a padding rule, leaves out lengths that would make the batch mostly padding', () => {
+    const rule = { maxShare: 0.2, freeTokens: 20 };
+    // 100 and 90 pad 10 of 200; 60 would make it 300 padded for 250 real (17 %); 40 is too far.
+    const queue = [entry(100), entry(40), entry(90), entry(60)];
+    expect(takeBatch(queue, 1_000, 8, rule).batch.map((e) => e.ids.length)).toEqual([100, 90, 60]);
+    expect(queue.map((e) => e.ids.length)).toEqual([40]);
+    // Without the rule the budget alone decides.
+    expect(takeBatch([entry(100), entry(40), entry(90), entry(60)], 1_000, 8).batch).toHaveLength(4);
+  });
+
+  it('under a padding rule, still batches short texts whatever their padding while the batch is small', () => {
+    const queue = [entry(2), entry(9), entry(1), entry(30)];
+    // 9 x 3 = 27 padded tokens would be over freeTokens 20: only 2, 1 and then 9 alone cannot join.
+    expect(takeBatch(queue, 1_000, 8, { maxShare: 0.2, freeTokens: 20 }).batch.map((e) => e.ids.length)).toEqual([2, 1]);
+    expect(takeBatch([entry(2), entry(9), entry(1)], 1_000, 8, { maxShare: 0.2, freeTokens: 27 }).batch).toHaveLength(3);
+  });
+
   it('drops entries whose request is done and counts them', () => {
     const queue = [entry(2, true), entry(3), entry(2, true), entry(4)];
     const { batch, skipped } = takeBatch(queue, 100, 8);

@@ -41,6 +41,20 @@ export interface BatcherConfig {
   interactiveBulkTokens?: number;
   /** How long after a priority-lane request bulk batches stay capped. Default 2000 ms. */
   interactiveWindowMs?: number;
+  /**
+   * On CPU a sequence of a few hundred tokens already fills the matrix units, so batching buys
+   * little and padding is pure waste: an entry joins a batch only while padding stays within
+   * this share of its padded tokens (or the batch is small, see PaddingRule). Undefined (CUDA,
+   * where big batches are what pays): only the token budget limits.
+   */
+  padding?: PaddingRule;
+}
+
+export interface PaddingRule {
+  /** Most of a batch's padded tokens (longest × count) that may be padding, 0..1. */
+  maxShare: number;
+  /** Padded tokens under which a batch is cheap whatever its padding (short texts batched). */
+  freeTokens: number;
 }
 
 export interface BatcherStats {
@@ -173,7 +187,7 @@ export function timeoutDueIn(now: number, timeoutMs: number, requestProgressAt: 
  * longest × count stays within the budget and the size cap holds: similar lengths mean little
  * padding, and padded tokens are what a batch costs. Dead entries met on the way are dropped.
  */
-export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: number): { batch: Entry[]; skipped: number } {
+export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: number, padding?: PaddingRule): { batch: Entry[]; skipped: number } {
   const window: Entry[] = [];
   let skipped = 0;
   let scanned = 0;
@@ -189,13 +203,18 @@ export function takeBatch(queue: Entry[], maxBatchTokens: number, maxBatchSize: 
   const distance = (e: Entry) => Math.abs(e.ids.length - anchor.ids.length);
   const batch = [anchor];
   let longest = anchor.ids.length;
+  let real = anchor.ids.length;
   // Array.prototype.sort is stable: equal distances keep queue (age) order.
   for (const entry of rest.sort((a, b) => distance(a) - distance(b))) {
     if (batch.length >= maxBatchSize) break;
     const nextLongest = Math.max(longest, entry.ids.length);
-    if (nextLongest * (batch.length + 1) > maxBatchTokens) continue;
+    const padded = nextLongest * (batch.length + 1);
+    if (padded > maxBatchTokens) continue;
+    // Left for a later batch of its own length (it is the oldest there soon enough).
+    if (padding && padded > padding.freeTokens && padded - (real + entry.ids.length) > padding.maxShare * padded) continue;
     batch.push(entry);
     longest = nextLongest;
+    real += entry.ids.length;
   }
   const taken = new Set(batch);
   queue.splice(0, scanned, ...window.filter((e) => !taken.has(e)));
@@ -402,7 +421,7 @@ export class Batcher {
       if (lane === null) break;
       const priorityTokens = this.recentPriorityTokens.length > 0 ? Math.max(...this.recentPriorityTokens) : Infinity;
       const budget = batchBudget(lane, performance.now(), { until: this.interactiveUntil, priorityTokens }, this.config);
-      const { batch, skipped } = takeBatch(this.lanes[lane], budget, this.config.maxBatchSize);
+      const { batch, skipped } = takeBatch(this.lanes[lane], budget, this.config.maxBatchSize, this.config.padding);
       this.counters.skipped += skipped;
       if (batch.length === 0) continue; // only dead entries in that lane: they are gone now
       this.priorityStreak = lane === 'priority' ? this.priorityStreak + 1 : 0;
