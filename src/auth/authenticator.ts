@@ -42,7 +42,8 @@ export class ApiKeyAuth {
     this.verified = new LRUCache<string, Verified>({ max: 10_000, ttl: Math.max(1, cacheTtlMs) });
   }
 
-  async authenticate(header: string | undefined): Promise<TenantContext> {
+  /** A key verified before is answered at once, without a promise (the hot path); others are looked up. */
+  authenticate(header: string | undefined): TenantContext | Promise<TenantContext> {
     if (!header) {
       throw unauthenticated(
         "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). Create one with `embedding-cache keys create --tenant NAME`.",
@@ -59,6 +60,10 @@ export class ApiKeyAuth {
       if (memo.keyId !== null) this.usage?.used(memo.keyId);
       return memo.tenant;
     }
+    return this.lookUpKey(key);
+  }
+
+  private async lookUpKey(key: string): Promise<TenantContext> {
     let rec;
     try {
       rec = await withinMs(findLiveKeyByPrefix(this.sql, keyPrefix(key)), this.storeTimeoutMs);

@@ -146,6 +146,8 @@ export class EmbedService {
     // A registry shared across processes answers after a round trip; a hot hit never asks it.
     const claimed = this.fromMemory(ctx, slots);
     const { mine, waits } = claimed instanceof Promise ? await claimed : claimed;
+    // Every input in memory (the hot hit): no store, no backend, nothing more to wait for.
+    if (mine.length === 0 && waits.length === 0) return this.assemble(ctx, order, true, 0);
     const storeAvailable = await this.fromStore(ctx, mine);
     const started = performance.now();
     await this.computeMissing(ctx, mine, waits);

@@ -18,7 +18,7 @@ describe('rate limits (in-process)', () => {
     const t = tier({ requestsPerDay: 2 });
     expect((await limits.admit(1, t)).requests).toMatchObject({ limit: 2, remaining: 1 });
     await limits.admit(1, t);
-    const e = await limits.admit(1, t).catch((x: unknown) => x as DomainError);
+    const e = await Promise.resolve(limits.admit(1, t)).catch((x: unknown) => x as DomainError);
     expect(e).toMatchObject({ kind: 'rate_limited', code: 'rate_limit_exceeded' });
     expect((e as DomainError).details.retryAfterSeconds).toBeGreaterThan(0);
     expect(limitHeaders((e as DomainError).details.limits!)['x-ratelimit-remaining-requests']).toBe('0');

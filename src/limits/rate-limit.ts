@@ -214,9 +214,14 @@ export class RateLimits {
    * The three windows are asked at once (one pipelined Redis round trip, not three); a request
    * refused by one window still counts in the others, as a refused request does at OpenAI.
    */
-  async admit(tenantId: number, tier: Tier): Promise<LimitState> {
+  admit(tenantId: number, tier: Tier): LimitState | Promise<LimitState> {
     const l = this.limiters(tier);
+    // An unlimited tier is answered without a promise (the hot path).
     if (!l.tokens && !l.burst && !l.day) return UNLIMITED;
+    return this.count(tenantId, tier, l);
+  }
+
+  private async count(tenantId: number, tier: Tier, l: TierLimiters): Promise<LimitState> {
     const key = String(tenantId);
     const [tokens, burst, day] = await Promise.allSettled([
       l.tokens ? l.tokens.get(key) : null,

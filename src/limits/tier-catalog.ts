@@ -37,16 +37,19 @@ export class TierCatalog {
    * Like get(), but a tier name not seen yet (created by another process a moment ago) causes
    * one reload first, at most once a second, instead of the tenant getting the fallback. The
    * reload is waited for `missWaitMs` at most: a database that does not answer never holds a
-   * request (the reload goes on in the background).
+   * request (the reload goes on in the background). A known tier is answered without a promise.
    */
-  async resolve(name: string): Promise<Tier> {
-    if (!this.tiers.has(name) && Date.now() - this.lastMissRefresh > 1000) {
-      this.lastMissRefresh = Date.now();
-      const reload = this.refresh().catch((err: unknown) => this.logger.warn({ err }, 'tier refresh failed'));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([reload, new Promise((r) => (timer = setTimeout(r, this.missWaitMs)))]);
-      clearTimeout(timer);
-    }
+  resolve(name: string): Tier | Promise<Tier> {
+    if (this.tiers.has(name) || Date.now() - this.lastMissRefresh <= 1000) return this.get(name);
+    return this.reloadFor(name);
+  }
+
+  private async reloadFor(name: string): Promise<Tier> {
+    this.lastMissRefresh = Date.now();
+    const reload = this.refresh().catch((err: unknown) => this.logger.warn({ err }, 'tier refresh failed'));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([reload, new Promise((r) => (timer = setTimeout(r, this.missWaitMs)))]);
+    clearTimeout(timer);
     return this.get(name);
   }
 
