@@ -151,6 +151,7 @@ async function serveOne(cfg: Config, logger: Logger, isWorker: boolean): Promise
   if (ties) {
     (await import('./cluster/worker.js')).tagResponses(server.app.server);
     ties.instrument(server.metrics.registry);
+    server.metrics.text = () => ties.metricsText();
   }
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

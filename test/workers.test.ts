@@ -139,8 +139,11 @@ describe('serve with WORKERS=2', () => {
   let limited: { key: string; tenantId: number };
   /** What the tenant `user` was answered 200 for: usage must add up to exactly this. */
   const answered = { requests: 0, inputs: 0 };
+  /** Every 200 to POST /v1/embeddings, whichever worker and tenant. */
+  let embedded = 0;
   const embed = async (w: { agent: http.Agent }, key: string, input: string | string[]) => {
     const r = await send(w.agent, port, 'POST', '/v1/embeddings', { key, body: { model: MODEL, input } });
+    if (r.status === 200) embedded++;
     if (key === user.key && r.status === 200) {
       answered.requests++;
       answered.inputs += Array.isArray(input) ? input.length : 1;
@@ -239,6 +242,22 @@ describe('serve with WORKERS=2', () => {
     expect(answers.filter((r) => r.status === 429).length).toBe(LIMIT);
     // Both workers served and refused: the count is the machine's, not each worker's.
     expect(new Set(answers.map((r) => r.pid))).toEqual(new Set([a.pid, b.pid]));
+  });
+
+  it('answers /metrics for the whole machine, whichever worker the scrape reaches', async () => {
+    // Both workers have served embeddings by now (the tests above check which answered).
+    const served = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('ec_http_request_duration_seconds_count{') && l.includes('route="/v1/embeddings"') && l.includes('method="POST"') && l.includes('status="200"'))
+        .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
+    await waitFor(async () => served((await send(a.agent, port, 'GET', '/metrics')).body) === embedded, 'the sum of both workers', 30_000);
+    const [fromA, fromB] = [await send(a.agent, port, 'GET', '/metrics'), await send(b.agent, port, 'GET', '/metrics')];
+    expect([fromA.pid, fromB.pid]).toEqual([a.pid, b.pid]);
+    expect(served(fromA.body)).toBe(embedded);
+    expect(served(fromB.body)).toBe(embedded);
+    // Worker b waited on worker a above: a's answer carries b's counter too.
+    expect(metric(fromA.body, 'ec_cluster_inflight_waited_total')).toBeGreaterThanOrEqual(1);
   });
 
   it('counts usage exactly across workers, replaces a SIGKILLed worker, and drains both on SIGTERM', async () => {

@@ -9,6 +9,7 @@
 import cluster, { type Address, type Worker } from 'node:cluster';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { Logger } from '../log.js';
+import { serveClusterMetrics } from './cluster-metrics.js';
 import { InFlightHub } from './inflight-hub.js';
 import { isToPrimary, type ToWorker } from './messages.js';
 
@@ -59,6 +60,18 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
     if (isToPrimary(msg)) hub.receive(worker.id, msg);
   });
 
+  // A scrape reaching any worker answers for all of them.
+  serveClusterMetrics(
+    (fn) => void cluster.on('message', fn),
+    () => slots.flatMap((s) => (s.listened && s.worker?.isConnected() ? [s.worker] : [])),
+    (w, msg) => {
+      try {
+        w.send(msg);
+      } catch {
+        /* exiting */
+      }
+    },
+  );
   const slots: Slot[] = Array.from({ length: o.workers }, (_, index) => ({ index, worker: null, startedAt: 0, failures: 0, listened: false, timer: null }));
   const byWorker = new Map<number, Slot>();
   let stopping = false;

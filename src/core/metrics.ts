@@ -9,6 +9,9 @@ import { HistogramSeries, SeriesHistogram } from './series-histogram.js';
 export class Metrics {
   readonly registry = new Registry();
 
+  /** What /metrics answers: this registry, or every worker's summed (set by a cluster worker). */
+  text: () => Promise<string> = () => this.registry.metrics();
+
   /** Recorded by every request: a histogram whose observe does not hash its labels (see SeriesHistogram). */
   readonly httpRequests = new SeriesHistogram(
     'ec_http_request_duration_seconds',

@@ -11,7 +11,7 @@ export const metricsRoutes = fp(
   async (app: FastifyInstance, { metrics }: MetricsRoutesOptions) => {
     app.get('/metrics', async (_request, reply) => {
       void reply.type(metrics.registry.contentType);
-      return metrics.registry.metrics();
+      return metrics.text();
     });
 
     // Latency by route pattern (not raw URL: bounded label values) and status.
