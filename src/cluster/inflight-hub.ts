@@ -70,14 +70,24 @@ export class InFlightHub {
     return c?.owner === workerId ? c : undefined;
   }
 
-  /** A worker exited: its waiters are told to retry, its keys are free, it waits for nothing. */
+  /**
+   * A worker exited: it waits for nothing, and each key it owned goes to one of the workers
+   * waiting for it (which then looks it up and computes it itself; the others keep waiting,
+   * now on it), or is freed when nobody waits.
+   */
   workerGone(workerId: number): void {
+    for (const c of this.claims.values()) c.waiters.delete(workerId);
     for (const [k, c] of this.claims) {
-      c.waiters.delete(workerId);
       if (c.owner !== workerId) continue;
-      this.claims.delete(k);
-      const error = { kind: 'unavailable' as const, message: 'The worker process computing this input stopped; retry the request.', details: { retryAfterSeconds: 1 } };
-      for (const w of c.waiters) this.send(w, { ec: 'failed', key: k, error });
+      const [heir] = c.waiters;
+      if (heir === undefined) {
+        this.claims.delete(k);
+        continue;
+      }
+      c.waiters.delete(heir);
+      c.owner = heir;
+      c.done = null;
+      this.send(heir, { ec: 'take', key: k });
     }
   }
 

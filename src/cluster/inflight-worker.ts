@@ -6,7 +6,7 @@
  */
 import { DomainError } from '../core/errors.js';
 import { InProcessInFlight } from '../core/inflight.js';
-import type { InFlightClaim, InFlightRegistry, InFlightResult } from '../core/ports.js';
+import type { InFlightClaim, InFlightRegistry, InFlightResult, InFlightWaitResult } from '../core/ports.js';
 import { asBuffer, fromWire, isToWorker, toWire, type ClaimAnswer, type ToPrimary, type ToWorker } from './messages.js';
 
 export interface PrimaryChannel {
@@ -26,7 +26,7 @@ export class ClusterInFlight implements InFlightRegistry {
   /** Claims asked of the primary, by message id, with the keys they asked for. */
   private readonly claims = new Map<number, Pending<InFlightClaim[]> & { keys: string[] }>();
   /** Keys another worker resolves, waited for here. */
-  private readonly remote = new Map<string, Pending<InFlightResult>>();
+  private readonly remote = new Map<string, Pending<InFlightWaitResult>>();
   /** Keys this worker holds at the primary. */
   private readonly owned = new Set<string>();
   private storedBatch: string[] = [];
@@ -67,10 +67,11 @@ export class ClusterInFlight implements InFlightRegistry {
     }
     if (a === 'wait') {
       this.counts.waited++;
-      const result = new Promise<InFlightResult>((resolve, reject) => this.remote.set(key, { resolve, reject }));
+      const result = new Promise<InFlightWaitResult>((resolve, reject) => this.remote.set(key, { resolve, reject }));
       // Requests of this worker waiting on the same key get it too; it is not kept here (the owner stores it).
+      // Handed over ('own'): the request holding this wait settles the key, and so the local waiters.
       result.then(
-        (r) => this.local.settle(key, r, false),
+        (r) => r !== 'own' && this.local.settle(key, r, false),
         (err: unknown) => this.local.settle(key, { error: err }),
       );
       return { kind: 'wait', result };
@@ -137,6 +138,13 @@ export class ClusterInFlight implements InFlightRegistry {
     }
     const p = this.remote.get(msg.key);
     this.remote.delete(msg.key);
+    if (msg.ec === 'take') {
+      this.owned.add(msg.key);
+      if (p) p.resolve('own');
+      // Nobody here waits any more: the key goes back, failing (retryably) whoever else waits.
+      else this.settle(msg.key, { error: new DomainError('unavailable', 'The worker process computing this input stopped; retry the request.', { retryAfterSeconds: 1 }) });
+      return;
+    }
     if (!p) return;
     if (msg.ec === 'result') p.resolve({ value: { bytes: asBuffer(msg.value.bytes), tokens: msg.value.tokens }, cached: msg.cached });
     else p.reject(fromWire(msg.error));

@@ -10,7 +10,7 @@ import { EmbedService } from '../core/embed-service.js';
 import { DomainError } from '../core/errors.js';
 import { HotCache } from '../core/hot-cache.js';
 import { InProcessInFlight } from '../core/inflight.js';
-import type { InFlightRegistry, VectorStore } from '../core/ports.js';
+import type { InFlightRegistry, InFlightWaitResult, VectorStore } from '../core/ports.js';
 import type { TenantContext } from '../core/tenant.js';
 import type { EmbedInput, Embedder, ModelSpec } from '../core/types.js';
 import { createLogger } from '../log.js';
@@ -60,6 +60,12 @@ function machineBatched(workers: number) {
   return { hub, regs };
 }
 
+/** A wait's vector as text ('own' is not expected where this is used). */
+function bytesOf(r: InFlightWaitResult): string {
+  if (r === 'own') throw new Error('expected a result, got the key handed over');
+  return r.value.bytes.toString();
+}
+
 const turns = async (n: number) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 };
@@ -79,8 +85,8 @@ describe('cluster in-flight registry', () => {
     a.settle('1\u0000k', { value: computed, cached: false });
     if (cb.kind !== 'wait' || cb2.kind !== 'wait') throw new Error('unreachable');
     const [r, r2] = await Promise.all([cb.result, cb2.result]);
-    expect(r.value.bytes.toString()).toBe('vec');
-    expect(r2.value.bytes.toString()).toBe('vec');
+    expect(bytesOf(r)).toBe('vec');
+    expect(bytesOf(r2)).toBe('vec');
     expect(b.counts.waited).toBe(1);
     // Computed, row not stored yet: a later claim gets the value itself.
     const [again] = await b.claim(['1\u0000k']);
@@ -102,7 +108,7 @@ describe('cluster in-flight registry', () => {
     const [cb] = await waiting;
     if (cb.kind !== 'wait') throw new Error(`expected wait, got ${cb.kind}`);
     let got: string | null = null;
-    void cb.result.then((r) => void (got = r.value.bytes.toString()));
+    void cb.result.then((r) => void (got = bytesOf(r)));
     await turns(5);
     expect(got).toBe('vec');
   });
@@ -134,14 +140,29 @@ describe('cluster in-flight registry', () => {
     expect((await b.claim(['k']))[0].kind).toBe('own');
   });
 
-  it('frees the keys of a worker that died and fails those waiting on it with a retryable error', async () => {
+  it('hands the keys of a worker that died to one worker waiting for them; the others wait on it', async () => {
+    const { hub, regs } = machine(3);
+    const [a, b, c] = regs;
+    await a.claim(['k']);
+    const [cb] = await b.claim(['k']);
+    const [cc] = await c.claim(['k']);
+    hub.workerGone(1);
+    if (cb.kind !== 'wait' || cc.kind !== 'wait') throw new Error('expected waits');
+    await expect(cb.result).resolves.toBe('own');
+    // b resolves it now; c hears b's result.
+    b.settle('k', { value: value('from b'), cached: false });
+    expect(bytesOf(await cc.result)).toBe('from b');
+    b.stored('k', value('from b'));
+    await turns(3);
+    expect(hub.size).toBe(0);
+  });
+
+  it('frees the keys of a worker that died when nobody waits for them', async () => {
     const { hub, regs } = machine(2);
     const [a, b] = regs;
     await a.claim(['k']);
-    const [cb] = await b.claim(['k']);
     hub.workerGone(1);
-    if (cb.kind !== 'wait') throw new Error('expected wait');
-    await expect(cb.result).rejects.toMatchObject({ kind: 'unavailable' });
+    expect(hub.size).toBe(0);
     expect((await b.claim(['k']))[0].kind).toBe('own');
   });
 
@@ -227,6 +248,30 @@ describe('EmbedService on the cluster registry', () => {
     expect(backend.calls).toBe(1);
     expect(rb.items[0].bytes.equals(ra.items[0].bytes)).toBe(true);
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('computes a key itself when the worker computing it stops, and answers its request', async () => {
+    const { hub, regs } = machine(2);
+    const store = new SharedStore();
+    const stuck = new GatedBackend(spec); // worker a's call never returns: a is SIGKILLed meanwhile
+    const backend = new GatedBackend(spec);
+    const a = service(store, regs[0]);
+    const b = service(store, regs[1]);
+    const input = [{ kind: 'text' as const, text: 'orphaned' }];
+    void a.embed(tenant, { model: { spec, backend: stuck, kind: 'upstream' as const }, inputs: input }).catch(() => {});
+    for (let i = 0; i < 100 && stuck.calls === 0; i++) await new Promise((r) => setImmediate(r));
+    const second = b.embed(tenant, { model: { spec, backend, kind: 'upstream' as const }, inputs: input });
+    for (let i = 0; i < 100 && regs[1].counts.waited === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(regs[1].counts.waited).toBe(1);
+    hub.workerGone(1);
+    for (let i = 0; i < 100 && backend.calls === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(backend.calls).toBe(1);
+    backend.release();
+    const r = await second;
+    expect(r.hits).toBe(0);
+    expect(Array.from(new Float32Array(r.items[0].bytes.buffer, r.items[0].bytes.byteOffset, 3))).toEqual([1, 2, 3]);
+    await b.close();
+    expect(store.rows.size).toBe(1);
   });
 
   it('never asks the registry about a hot-cache hit', async () => {

@@ -30,10 +30,12 @@ export type ClaimAnswer = 'own' | 'wait' | WireValue;
 export type ToWorker =
   | { ec: 'claimed'; id: number; answers: ClaimAnswer[] }
   | { ec: 'result'; key: string; value: WireValue; cached: boolean }
-  | { ec: 'failed'; key: string; error: WireError };
+  | { ec: 'failed'; key: string; error: WireError }
+  /** The key's owner stopped: this worker, which waited for it, resolves it now. */
+  | { ec: 'take'; key: string };
 
 const PRIMARY_KINDS = new Set(['claim', 'settle', 'fail', 'stored', 'drop']);
-const WORKER_KINDS = new Set(['claimed', 'result', 'failed']);
+const WORKER_KINDS = new Set(['claimed', 'result', 'failed', 'take']);
 
 function tagged(msg: unknown): string | null {
   if (typeof msg !== 'object' || msg === null || !('ec' in msg)) return null;

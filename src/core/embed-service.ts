@@ -262,7 +262,7 @@ export class EmbedService {
   }
 
   /** 3. Compute this request's keys still missing; wait for the ones other requests resolve. */
-  private async computeMissing(ctx: EmbedContext, mine: Slot[], waits: Promise<void>[]): Promise<void> {
+  private async computeMissing(ctx: EmbedContext, mine: Slot[], waits: Promise<Slot | null>[]): Promise<void> {
     const missing = mine.filter((s) => !s.cached);
     if (missing.length > 0) {
       try {
@@ -275,7 +275,13 @@ export class EmbedService {
       // A store slower than the backend (bulk ingest into the embedded store) sets the pace.
       await this.rows.room();
     }
-    if (waits.length > 0) await Promise.all(waits);
+    if (waits.length === 0) return;
+    const handed = (await Promise.all(waits)).filter((s): s is Slot => s !== null);
+    if (handed.length > 0) {
+      // Their owner (another worker) stopped before settling them: looked up, then computed, here.
+      await this.fromStore(ctx, handed);
+      await this.computeMissing(ctx, handed, []);
+    }
   }
 
   /** Runs the backend and checks what it returned before anything is kept. */
@@ -416,13 +422,14 @@ export class EmbedService {
 
 interface Claimed {
   mine: Slot[];
-  waits: Promise<void>[];
+  /** Each settles with null once its key is resolved, or with its slot when handed to this request. */
+  waits: Promise<Slot | null>[];
 }
 
 /** Keys computed meanwhile are hits; keys others resolve are awaited; the rest are this request's own. */
 function sortClaims(rest: Slot[], claims: InFlightClaim[]): Claimed {
   const mine: Slot[] = [];
-  const waits: Promise<void>[] = [];
+  const waits: Promise<Slot | null>[] = [];
   rest.forEach((slot, i) => {
     const c = claims[i];
     if (c.kind === 'done') {
@@ -431,8 +438,10 @@ function sortClaims(rest: Slot[], claims: InFlightClaim[]): Claimed {
       slot.cached = true;
     } else if (c.kind === 'wait') {
       const wait = c.result.then((r) => {
+        if (r === 'own') return slot; // its owner stopped: this request resolves it after all
         slot.value = r.value;
         slot.cached = r.cached;
+        return null;
       });
       // Awaited after this request's own compute; if that throws first, this one is moot.
       wait.catch(() => {});

@@ -44,7 +44,13 @@ export interface InFlightResult {
 export type InFlightClaim =
   | { kind: 'own' }
   | { kind: 'done'; value: { bytes: Buffer; tokens: number } }
-  | { kind: 'wait'; result: Promise<InFlightResult> };
+  | { kind: 'wait'; result: Promise<InFlightWaitResult> };
+
+/**
+ * What a wait ends with: the owner's result, or `own` when the owner (another worker process)
+ * stopped before settling and the key was handed to this waiter, which now resolves it itself.
+ */
+export type InFlightWaitResult = InFlightResult | 'own';
 
 /**
  * Keys being resolved (store lookup, then compute) and by whom, so identical misses compute
