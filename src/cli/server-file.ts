@@ -5,7 +5,7 @@
  * once it listens, removed when it stops; a file left by a killed server is recognised by its
  * dead pid or a URL that does not answer.
  */
-import { readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -27,7 +27,10 @@ export const serverFilePath = (dataDir: string) => path.join(path.resolve(dataDi
 export async function writeServerFile(dataDir: string, info: Omit<ServerFile, 'started_at'>): Promise<string> {
   const file = serverFilePath(dataDir);
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, JSON.stringify({ ...info, started_at: new Date().toISOString() }, null, 2) + '\n');
+  // Written aside, then renamed over: a CLI reading it meanwhile sees the old file or the new one, never half of one.
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify({ ...info, started_at: new Date().toISOString() }, null, 2) + '\n');
+  await rename(tmp, file);
   return file;
 }
 
