@@ -18,34 +18,25 @@ import { InFlightHub } from './inflight-hub.js';
 import { ClusterInFlight } from './inflight-worker.js';
 import type { ToPrimary, ToWorker } from './messages.js';
 
-function machine(workers: number) {
-  const listeners = new Map<number, (msg: unknown) => void>();
-  const hub = new InFlightHub((id, msg: ToWorker) => setImmediate(() => listeners.get(id)?.(structuredClone(msg))));
-  const regs = Array.from({ length: workers }, (_, i) => {
-    const id = i + 1;
-    return new ClusterInFlight({
-      send: (msg: ToPrimary) => setImmediate(() => hub.receive(id, structuredClone(msg))),
-      onMessage: (fn) => void listeners.set(id, fn),
-    });
-  });
-  return { hub, regs };
-}
-
-const value = (s: string) => ({ bytes: Buffer.from(s), tokens: s.length });
-
 /**
- * As node's IPC delivers them: every message a read brings is emitted back to back (nextTick
- * after nextTick, before any promise continuation runs), here everything sent in one turn.
+ * The hub and `workers` registries wired as node:cluster wires them. `batched`: as node's IPC
+ * delivers them, every message a read brings is emitted back to back (nextTick after nextTick,
+ * before any promise continuation runs), here everything the hub sends a worker in one turn;
+ * otherwise each message in a turn of its own.
  */
-function machineBatched(workers: number) {
+function machine(workers: number, batched = false) {
   const listeners = new Map<number, (msg: unknown) => void>();
   const inbox = new Map<number, ToWorker[]>();
+  const deliver = (id: number, msgs: ToWorker[]) => {
+    for (const m of msgs) listeners.get(id)?.(structuredClone(m));
+  };
   const hub = new InFlightHub((id, msg: ToWorker) => {
+    if (!batched) return void setImmediate(() => deliver(id, [msg]));
     const q = inbox.get(id) ?? [];
     if (q.length === 0)
       setImmediate(() => {
         inbox.delete(id);
-        for (const m of q) listeners.get(id)?.(structuredClone(m));
+        deliver(id, q);
       });
     q.push(msg);
     inbox.set(id, q);
@@ -59,6 +50,8 @@ function machineBatched(workers: number) {
   });
   return { hub, regs };
 }
+
+const value = (s: string) => ({ bytes: Buffer.from(s), tokens: s.length });
 
 /** A wait's vector as text ('own' is not expected where this is used). */
 function bytesOf(r: InFlightWaitResult): string {
@@ -99,7 +92,7 @@ describe('cluster in-flight registry', () => {
   });
 
   it('keeps an owner\'s result that arrives in the same read as the claim\'s "wait"', async () => {
-    const { regs } = machineBatched(2);
+    const { regs } = machine(2, true);
     const [a, b] = regs;
     expect((await a.claim(['k']))[0].kind).toBe('own');
     // b's claim and a's settle reach the primary in one turn: "wait", then the result, in one read.
@@ -114,7 +107,7 @@ describe('cluster in-flight registry', () => {
   });
 
   it('keeps an owner\'s failure that arrives in the same read as the claim\'s "wait"', async () => {
-    const { regs } = machineBatched(2);
+    const { regs } = machine(2, true);
     const [a, b] = regs;
     await a.claim(['k']);
     const waiting = b.claim(['k']);
