@@ -16,10 +16,12 @@ beforeAll(async () => {
 });
 afterAll(async () => Promise.all([auto?.close(), gzip?.close()]));
 
-const post = (t: TestServer, key: string, body: unknown, acceptEncoding?: string) =>
+/** A client on another machine (a documentation address) unless `from` says otherwise. */
+const post = (t: TestServer, key: string, body: unknown, acceptEncoding?: string, from = '203.0.113.7') =>
   t.server.app.inject({
     method: 'POST',
     url: '/v1/embeddings',
+    remoteAddress: from,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...(acceptEncoding ? { 'accept-encoding': acceptEncoding } : {}) },
     payload: JSON.stringify(body),
   });
@@ -52,6 +54,15 @@ describe('response compression (COMPRESSION=auto, the default)', () => {
     expect(gunzipSync(gz.rawPayload).equals(plain.rawPayload)).toBe(true);
   });
 
+  it('sends a large float response as it is to a client on this machine (loopback), the SDK\'s headers or not', async () => {
+    const body = { model: 'text-embedding-3-small', input: inputs('local', 8), encoding_format: 'float' };
+    for (const from of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) {
+      const res = await post(auto, autoKey, body, SDK_ACCEPT, from);
+      expect(res.rawPayload.length).toBeGreaterThan(65536);
+      expect(res.headers['content-encoding']).toBeUndefined();
+    }
+  });
+
   it('sends a float response under COMPRESSION_MIN_BYTES as it is', async () => {
     const res = await post(auto, autoKey, { model: 'text-embedding-3-small', input: 'one small float', encoding_format: 'float' }, SDK_ACCEPT);
     expect(res.rawPayload.length).toBeLessThan(65536);
@@ -66,5 +77,7 @@ describe('response compression (COMPRESSION=gzip)', () => {
     const res = await post(gzip, gzipKey, body, SDK_ACCEPT);
     expect(res.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(res.rawPayload).equals(plain.rawPayload)).toBe(true);
+    // Asked for explicitly: a client on this machine gets it too.
+    expect((await post(gzip, gzipKey, body, SDK_ACCEPT, '127.0.0.1')).headers['content-encoding']).toBe('gzip');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseCodec, worthCompressing } from './compression.js';
+import { chooseCodec, isLoopback, worthCompressing } from './compression.js';
 
 describe('chooseCodec', () => {
   it('prefers brotli when the client accepts it, as Node’s fetch (the OpenAI SDK) does', () => {
@@ -34,5 +34,12 @@ describe('worthCompressing', () => {
   it('compresses incompressible bodies too when gzip or br is forced (bytes dearer than CPU)', () => {
     expect(worthCompressing('gzip', 8192, 4096, true)).toBe(true);
     expect(worthCompressing('br', 8192, 4096, true)).toBe(true);
+  });
+});
+
+describe('isLoopback', () => {
+  it('knows a client on this machine, in every form a socket reports it', () => {
+    for (const a of ['127.0.0.1', '127.3.4.5', '::1', '::ffff:127.0.0.1']) expect(isLoopback(a)).toBe(true);
+    for (const a of ['10.0.0.2', '192.168.1.9', '203.0.113.7', '::ffff:10.1.2.3', 'fe80::1', '2001:db8::1', undefined]) expect(isLoopback(a)).toBe(false);
   });
 });
