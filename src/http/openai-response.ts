@@ -73,13 +73,17 @@ export function encodeEmbeddingsResponse(
 ): string | Buffer {
   const tail = `],"model":${JSON.stringify(model)},"usage":{"prompt_tokens":${promptTokens},"total_tokens":${promptTokens}}}`;
   if (texts && items.every((it) => dims === undefined || dims === it.bytes.length / 4)) {
-    const parts: Buffer[] = [Buffer.from('{"object":"list","data":[', 'latin1')];
+    const parts: Buffer[] = [HEAD];
+    let length = HEAD.length;
     for (let i = 0; i < items.length; i++) {
       const value = format === 'float' ? texts.json(items[i].bytes) : texts.base64(items[i].bytes);
-      parts.push(Buffer.from(`${i > 0 ? ',' : ''}{"object":"embedding","index":${i},"embedding":`, 'latin1'), value, CLOSE);
+      const head = itemHead(i);
+      parts.push(head, value, CLOSE);
+      length += head.length + value.length + CLOSE.length;
     }
-    parts.push(Buffer.from(tail, 'utf8'));
-    return Buffer.concat(parts);
+    const end = Buffer.from(tail, 'utf8');
+    parts.push(end);
+    return Buffer.concat(parts, length + end.length);
   }
   let s = '{"object":"list","data":[';
   for (let i = 0; i < items.length; i++) {
@@ -90,3 +94,14 @@ export function encodeEmbeddingsResponse(
 }
 
 const CLOSE = Buffer.from('}', 'latin1');
+const HEAD = Buffer.from('{"object":"list","data":[', 'latin1');
+/** Each index's `{"object":"embedding","index":i,"embedding":` (comma first after 0), made once: a request has at most 2048 inputs. */
+const ITEM_HEADS: Buffer[] = [];
+function itemHead(i: number): Buffer {
+  let b = ITEM_HEADS[i];
+  if (!b) {
+    b = Buffer.from(`${i > 0 ? ',' : ''}{"object":"embedding","index":${i},"embedding":`, 'latin1');
+    if (i < 4096) ITEM_HEADS[i] = b;
+  }
+  return b;
+}
