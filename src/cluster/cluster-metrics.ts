@@ -14,7 +14,7 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 type RegistryJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
 export type WorkerToPrimaryMetrics = { ecm: 'collect'; id: number } | { ecm: 'report'; rid: number; metrics: RegistryJson };
-type ToWorkerMsg = { ecm: 'collected'; id: number; text: string | null } | { ecm: 'report-please'; rid: number };
+export type PrimaryToWorkerMetrics = { ecm: 'collected'; id: number; text: string | null } | { ecm: 'report-please'; rid: number };
 
 function tag(msg: unknown): string | null {
   if (typeof msg !== 'object' || msg === null || !('ecm' in msg)) return null;
@@ -29,7 +29,7 @@ const REPORT_WAIT_MS = 2000;
 export function serveClusterMetrics(
   on: (fn: (worker: Worker, msg: unknown) => void) => void,
   listening: () => Worker[],
-  send: (worker: Worker, msg: ToWorkerMsg) => void,
+  send: (worker: Worker, msg: PrimaryToWorkerMetrics) => void,
 ): void {
   let nextRid = 1;
   const gathering = new Map<number, { reports: RegistryJson[]; pending: Set<number>; finish: () => void }>();
@@ -90,13 +90,13 @@ export class WorkerMetrics {
     channel.onMessage((msg) => {
       const t = tag(msg);
       if (t === 'report-please') {
-        const { rid } = msg as Extract<ToWorkerMsg, { ecm: 'report-please' }>;
+        const { rid } = msg as Extract<PrimaryToWorkerMetrics, { ecm: 'report-please' }>;
         void (this.registry ? this.registry.getMetricsAsJSON() : Promise.resolve([])).then(
           (metrics) => channel.send({ ecm: 'report', rid, metrics }),
           () => channel.send({ ecm: 'report', rid, metrics: [] }),
         );
       } else if (t === 'collected') {
-        const { id, text } = msg as Extract<ToWorkerMsg, { ecm: 'collected' }>;
+        const { id, text } = msg as Extract<PrimaryToWorkerMetrics, { ecm: 'collected' }>;
         this.waiting.get(id)?.(text);
         this.waiting.delete(id);
       }

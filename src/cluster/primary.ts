@@ -9,7 +9,7 @@
 import cluster, { type Address, type Worker } from 'node:cluster';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
 import type { Logger } from '../log.js';
-import { serveClusterMetrics } from './cluster-metrics.js';
+import { serveClusterMetrics, type PrimaryToWorkerMetrics } from './cluster-metrics.js';
 import { InFlightHub } from './inflight-hub.js';
 import { isToPrimary, type ToWorker } from './messages.js';
 
@@ -47,7 +47,8 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   // Vectors cross the channel as bytes (structured clone), not as JSON arrays of numbers.
   cluster.setupPrimary({ serialization: 'advanced' });
   new RateLimiterClusterMaster();
-  const send = (w: Worker | undefined, msg: ToWorker) => {
+  /** To one worker, ours (`ec`/`ecm`) only; a gone or exiting one is skipped. */
+  const send = (w: Worker | undefined, msg: ToWorker | PrimaryToWorkerMetrics) => {
     if (!w?.isConnected()) return;
     try {
       w.send(msg);
@@ -64,13 +65,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<void> {
   serveClusterMetrics(
     (fn) => void cluster.on('message', fn),
     () => slots.flatMap((s) => (s.listened && s.worker?.isConnected() ? [s.worker] : [])),
-    (w, msg) => {
-      try {
-        w.send(msg);
-      } catch {
-        /* exiting */
-      }
-    },
+    send,
   );
   const slots: Slot[] = Array.from({ length: o.workers }, (_, index) => ({ index, worker: null, startedAt: 0, failures: 0, listened: false, timer: null }));
   const byWorker = new Map<number, Slot>();

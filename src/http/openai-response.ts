@@ -95,7 +95,7 @@ export function encodeEmbeddingsResponse(
 
 const CLOSE = Buffer.from('}', 'latin1');
 const HEAD = Buffer.from('{"object":"list","data":[', 'latin1');
-/** Each index's `{"object":"embedding","index":i,"embedding":` (comma first after 0), made once: a request has at most 2048 inputs. */
+/** Each index's `{"object":"embedding","index":i,"embedding":` (comma first after 0), made once; kept for the first 4096 indexes (MAX_INPUTS defaults to 2048), made per response past them. */
 const ITEM_HEADS: Buffer[] = [];
 function itemHead(i: number): Buffer {
   let b = ITEM_HEADS[i];
