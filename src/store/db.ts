@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import postgres from 'postgres';
 import type { Logger } from '../log.js';
+import { describePgUrl, pgTarget } from './pg-url.js';
 
 export type Sql = postgres.Sql;
 
@@ -38,7 +39,7 @@ export type DatabaseLocation =
   | { kind: 'embedded'; dataDir: string; pgdata: string; socketPath: string; display: string };
 
 export function resolveDatabase(opts: { databaseUrl?: string; dataDir: string }): DatabaseLocation {
-  if (opts.databaseUrl) return { kind: 'postgres', url: opts.databaseUrl, display: `PostgreSQL at ${redactUrl(opts.databaseUrl)} (DATABASE_URL)` };
+  if (opts.databaseUrl) return { kind: 'postgres', url: opts.databaseUrl, display: `PostgreSQL at ${describePgUrl(opts.databaseUrl)} (DATABASE_URL)` };
   const dataDir = path.resolve(opts.dataDir);
   return {
     kind: 'embedded',
@@ -49,17 +50,6 @@ export function resolveDatabase(opts: { databaseUrl?: string; dataDir: string })
     socketPath: path.join(dataDir, '.s.PGSQL.5432'),
     display: `embedded PostgreSQL in ${path.join(dataDir, 'pgdata')} (DATA_DIR=${dataDir})`,
   };
-}
-
-/** A URL without its password, for logs and messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
 }
 
 /** Thrown by openDatabase({ mustExist }) where DATA_DIR holds no database and no server's socket. */
@@ -263,7 +253,10 @@ async function typesFetchedOnce(sql: Sql): Promise<void> {
 }
 
 function connect(url: string, max: number): Sql {
-  return postgres(url, {
+  const target = pgTarget(url);
+  return postgres(target.url, {
+    ...(target.host !== undefined ? { host: target.host } : {}),
+    ...(target.port !== undefined ? { port: target.port } : {}),
     max,
     onnotice: () => {},
     // postgres.js waits 30 s for a connection by default: during an outage every query would

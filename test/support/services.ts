@@ -23,6 +23,9 @@ export interface RunningService {
 export interface RunningPostgres extends RunningService {
   /** `postgres --version`, for reports. */
   version: string;
+  /** The directory of its unix socket (`.s.PGSQL.<port>`) and that port. */
+  socketDir: string;
+  port: number;
   /** Stops the server (fast shutdown: connections are cut), keeping its data, for an outage. */
   pause(): Promise<void>;
   /** Starts it again on the same port and data after pause(). */
@@ -189,6 +192,8 @@ export async function startPostgres({ logDir, settings = {} }: PostgresOptions =
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     version,
+    socketDir: dir,
+    port,
     async stop() {
       if (child) await halt(child);
       child = null;
