@@ -32,3 +32,13 @@ export function keyPrefix(key: string): string {
 export function hashesEqual(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/**
+ * A key as an error message may echo it, OpenAI-style: its head and tail around stars. A key
+ * too short for both shows its first two characters only (head and tail would overlap and
+ * repeat it).
+ */
+export function maskKey(key: string): string {
+  if (key.length < 20) return `${key.slice(0, 2)}${'*'.repeat(Math.max(1, key.length - 2))}`;
+  return `${key.slice(0, 6)}${'*'.repeat(Math.min(key.length, 20) - 10)}${key.slice(-4)}`;
+}

@@ -4,7 +4,7 @@ import type { TenantContext } from '../core/tenant.js';
 import { isConnectionError, withinMs, type Sql } from '../store/db.js';
 import { findLiveKeyByPrefix } from '../store/api-keys.js';
 import { findTenantForToken } from '../store/accounts.js';
-import { hashApiKey, hashesEqual, keyPrefix, looksLikeApiKey } from './api-key.js';
+import { hashApiKey, hashesEqual, keyPrefix, looksLikeApiKey, maskKey } from './api-key.js';
 import { looksLikeJwt, TokenError, verifyTenantToken } from './jwt.js';
 import type { KeyUsage } from './key-usage.js';
 
@@ -142,6 +142,6 @@ function unauthenticated(message: string, cause?: unknown): DomainError {
 }
 
 function invalidKey(key: string | undefined): DomainError {
-  const shown = key ? `${key.slice(0, 6)}${'*'.repeat(Math.max(0, Math.min(key.length, 20) - 10))}${key.slice(-4)}` : '';
+  const shown = key ? maskKey(key) : '';
   return unauthenticated(`Incorrect API key provided: ${shown}. Check the key, or create one with \`embedding-cache keys create --tenant NAME\`.`);
 }
