@@ -574,6 +574,7 @@ async function scenarioMiss(stack, o) {
     }
   } else peerNote = `The peer gateway is not measured: ${peerInstall.reason}`;
   if (peerNote) log(peerNote);
+  const floors = await startMissFloors(stack, server, model, enc);
   const run = (label, url, headers, family, conns, watch) =>
     stack.load({ label, url, path: '/v1/embeddings', headers, connections: conns, duration: o.duration, workload: { kind: 'unique', family: `${family}-${stack.nonce}`, model, encoding: enc, prefix: '' }, watch });
   const sd = { requests: 0, inputs: 0, hits: 0, misses: 0 };
@@ -596,15 +597,21 @@ async function scenarioMiss(stack, o) {
         log(`miss (${tag}): through the peer gateway`);
         viaPeer = await run('miss peer', peer.base, peerGatewayHeaders(stack.upstream.url, stack.upstreamKey), `missp${conns}r${k}`, conns, [peer.pid, stack.upstream.pid]);
       }
-      rounds.push(missRound(conns, direct, via, viaPeer));
+      const floorRuns = {};
+      for (const f of floors) {
+        log(`miss (${tag}): through the ${f.label}`);
+        floorRuns[f.id] = await run(`miss ${f.id}`, f.base, { authorization: `Bearer ${stack.upstreamKey}` }, `miss${f.id}${conns}r${k}`, conns, [f.pid, stack.upstream.pid]);
+      }
+      rounds.push({ ...missRound(conns, direct, via, viaPeer), floors: floorRuns });
     }
     const pick = medianBy(rounds, (r) => r.throughputRatio);
     const pg = pgPerMiss(pg0, await pgActivity(stack.pg.url).catch(() => null), sd.misses - misses0);
-    pairs.push({ ...pick, pg, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)) });
+    const roundFloorAddedP50Ms = Object.fromEntries(floors.map((f) => [f.id, rounds.map((r) => round(r.floors[f.id].latencyMs.p50 - r.direct.latencyMs.p50, 2))]));
+    pairs.push({ ...pick, pg, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)), roundFloorAddedP50Ms });
   }
   const light = pairs[0];
   const full = pairs.at(-1);
-  const r = { upstreamLatencyMs: o.upstreamLatency, model, encoding: enc, rounds: o.rounds, peer: peer ? { name: '@portkey-ai/gateway', version: peerInstall.version } : { error: peerNote }, loads: pairs, serverStats: sd, addedP50Ms: light.addedP50Ms, addedP99Ms: light.addedP99Ms, throughputRatio: full.throughputRatio };
+  const r = { upstreamLatencyMs: o.upstreamLatency, model, encoding: enc, rounds: o.rounds, peer: peer ? { name: '@portkey-ai/gateway', version: peerInstall.version } : { error: peerNote }, floors: floors.map(({ id, label }) => ({ id, label })), loads: pairs, serverStats: sd, addedP50Ms: light.addedP50Ms, addedP99Ms: light.addedP99Ms, throughputRatio: full.throughputRatio };
   const targets = [
     { target: `miss: added p50 <= 1 ms over the upstream directly (${light.connections} connections)`, value: `${fmtMs(light.addedP50Ms)} ms`, met: light.addedP50Ms <= 1 },
     { target: `miss: >= 90 % of the upstream's throughput (${full.connections} connections)`, value: fmtPct(full.throughputRatio), met: full.throughputRatio >= 0.9 },
@@ -616,10 +623,44 @@ async function scenarioMiss(stack, o) {
         }))
       : []),
   ];
-  const md = [missMarkdown(pairs, stack, server, peer, o), '', `Server counted ${sd.misses} misses and ${sd.hits} hits over these runs (warm-ups included): every request should be a miss.`, peerNote, busyNote(pairs.flatMap((p) => [p.direct, p.server, p.peer]))]
+  const md = [missMarkdown(pairs, stack, server, peer, o, floors), '', `Server counted ${sd.misses} misses and ${sd.hits} hits over these runs (warm-ups included): every request should be a miss.`, peerNote, busyNote(pairs.flatMap((p) => [p.direct, p.server, p.peer, ...Object.values(p.floors ?? {})]))]
     .filter((x) => x !== '')
     .join('\n');
   return { results: r, markdown: md, targets };
+}
+
+/**
+ * The floors of a miss on this machine (bench/lib/bare-proxy.mjs): a bare Fastify + undici
+ * pass-through (one more process hop), and the same with one point lookup in PostgreSQL first
+ * (what a read-through cache cannot skip). Their tenant and model version are the server's own,
+ * read from a row it stored, so that the lookup walks the same index.
+ */
+async function startMissFloors(stack, server, model, enc) {
+  const { default: postgres } = await import('postgres');
+  const first = await request(server.base, '/v1/embeddings', { key: stack.key, body: JSON.stringify({ model, input: `miss floor probe ${stack.nonce}`, encoding_format: enc }) });
+  if (first.status !== 200) throw new Error(`miss floor probe: ${first.status} ${first.body.toString().slice(0, 200)}`);
+  const sql = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
+  let row;
+  try {
+    for (let k = 0; k < 50 && !row; k++) {
+      [row] = await sql`SELECT tenant_id, model_version FROM embeddings WHERE model = ${model} ORDER BY created_at DESC LIMIT 1`;
+      if (!row) await sleep(100);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  if (!row) throw new Error('miss floor probe: the server stored no row');
+  const upstream = stack.upstream.base;
+  const bare = await stack.startReference('bare-proxy.mjs', ['--upstream', upstream], 'bare proxy');
+  const lookup = await stack.startReference(
+    'bare-proxy.mjs',
+    ['--upstream', upstream, '--database-url', stack.pg.url, '--tenant-id', String(row.tenant_id), '--model', model, '--model-version', row.model_version],
+    'bare proxy with a lookup',
+  );
+  return [
+    { id: 'bare', label: 'bare proxy (Fastify + undici, no lookup)', ...bare },
+    { id: 'bareLookup', label: 'bare proxy + 1 PostgreSQL point lookup', ...lookup },
+  ];
 }
 
 /** One round of one load: the server and the peer against the upstream directly. */
@@ -641,8 +682,18 @@ function missRound(connections, direct, server, peer) {
   };
 }
 
-function missMarkdown(pairs, stack, server, peer, o) {
+function missMarkdown(pairs, stack, server, peer, o, floors) {
   const up = stack.upstream.pid;
+  const addedOver = (p, run, q) => run.latencyMs[q] - p.direct.latencyMs[q];
+  const floorRows = (p) =>
+    floors.flatMap((f) => {
+      const run = p.floors?.[f.id];
+      return run ? [row(p, f.label, run, f.pid, run.reqPerSec / p.direct.reqPerSec, addedOver(p, run, 'p50'), addedOver(p, run, 'p99'))] : [];
+    });
+  const vsFloor = (p) => {
+    const f = p.floors?.bareLookup;
+    return f ? `| ${p.connections} | **server vs the cache floor** | **${fmtPct(p.server.reqPerSec / f.reqPerSec)}** | | | | **${fmtMs(p.addedP50Ms - addedOver(p, f, 'p50'))}** | ${fmtMs(p.addedP99Ms - addedOver(p, f, 'p99'))} | | | |` : [];
+  };
   const row = (p, what, run, pid, ratio, a50, a99) =>
     `| ${p.connections} | ${what} | ${fmtInt(run.reqPerSec)} | ${ratio === undefined ? '-' : `**${fmtPct(ratio)}**`} | ${fmtMs(run.latencyMs.p50)} | ${fmtMs(run.latencyMs.p99)} | ${a50 === undefined ? '-' : `**+${fmtMs(a50)}**`} | ${a99 === undefined ? '-' : `+${fmtMs(a99)}`} | ${pid ? fmtCpu(run, pid) : '-'} | ${pid ? `**${fmtUs(run, pid)}**` : '-'} | ${fmtCpu(run, up)} |`;
   return [
@@ -654,11 +705,19 @@ function missMarkdown(pairs, stack, server, peer, o) {
       row(p, 'upstream directly', p.direct, null),
       row(p, 'through the server', p.server, server.pid, p.throughputRatio, p.addedP50Ms, p.addedP99Ms),
       ...(p.peer ? [row(p, 'through the peer gateway', p.peer, peer.pid, p.peerThroughputRatio, p.peerAddedP50Ms, p.peerAddedP99Ms)] : []),
+      ...floorRows(p),
+      ...[vsFloor(p)].flat(),
       ...(p.peer ? [`| ${p.connections} | **server vs peer** | **${fmtPct(p.vsPeer)}** | | | | **${fmtMs(p.addedP50Ms - p.peerAddedP50Ms)}** | ${fmtMs(p.addedP99Ms - p.peerAddedP99Ms)} | | ${fmtPct(cpuOf(p.server, server.pid)?.usPerRequest / cpuOf(p.peer, peer.pid)?.usPerRequest)} | |`] : []),
     ]),
     '',
     `PostgreSQL per miss (all rounds, from pg_stat_database): ${pairs.map((p) => (p.pg ? `${p.connections} conns ${p.pg.commitsPerMiss.toFixed(2)} transactions (1 lookup + write-behind)` : `${p.connections} conns -`)).join('; ')}.`,
-    `Rounds (server/direct throughput; added p50 ms server${peer ? ' / peer' : ''}): ${pairs.map((p) => `${p.connections} conns ${p.roundRatios.map(fmtPct).join(', ')}; ${p.roundAddedP50Ms.map((x, i) => `+${fmtMs(x)}${peer ? ` / +${fmtMs(p.roundPeerAddedP50Ms[i])}` : ''}`).join(', ')}`).join(' — ')}.`,
+    `Rounds (server/direct throughput; added p50 ms server${peer ? ' / peer' : ''}${floors.length ? ' / bare proxy / bare proxy + lookup' : ''}): ${pairs.map((p) => `${p.connections} conns ${p.roundRatios.map(fmtPct).join(', ')}; ${p.roundAddedP50Ms.map((x, i) => `+${fmtMs(x)}${peer ? ` / +${fmtMs(p.roundPeerAddedP50Ms[i])}` : ''}${floors.map((f) => ` / +${fmtMs(p.roundFloorAddedP50Ms[f.id][i])}`).join('')}`).join(', ')}`).join(' — ')}.`,
+    ...(floors.length
+      ? [
+          '',
+          'The floors are what any proxy, and any read-through cache, adds on this machine: the bare proxy is one more process hop (Fastify and undici, nothing else); the cache floor adds the one PostgreSQL point lookup a cache must make before it may call the provider. "server vs the cache floor" is what the server adds beyond that: auth, checks, coalescing, write-behind, accounting.',
+        ]
+      : []),
   ].join('\n');
 }
 
