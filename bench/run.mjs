@@ -948,6 +948,8 @@ async function scenarioStoreHit(stack, o) {
   const sql = postgres(stack.pg.url, { max: 1, onnotice: () => {} });
   const model = MODELS[1536];
   const rows = [];
+  // The floor for one input: bare Fastify, one point lookup per request (bench/lib/bare-proxy.mjs).
+  let floor = null;
   try {
     const [{ id: tenantId }] = await sql`SELECT id FROM tenants WHERE name = 'bench'`;
     // --variants picks n1-base64-1536, n64-base64-1536 and/or n1-distinct-base64-1536 here; a
@@ -1000,8 +1002,19 @@ async function scenarioStoreHit(stack, o) {
         }
         log(`store-hit ${name}: raw postgres.js ${n === 1 ? 'point' : '= ANY'} lookups${tag}`);
         const raw = await rawLookups(stack, { poolSize, concurrency: o.connections, duration: o.duration, tenantId: Number(tenantId), model, modelVersion: stored[0].model_version, hashes, perLookup: n });
+        let bare = null;
+        if (n === 1) {
+          floor ??= await stack.startReference(
+            'bare-proxy.mjs',
+            ['--upstream', stack.upstream.base, '--database-url', stack.pg.url, '--tenant-id', String(tenantId), '--model', model, '--model-version', stored[0].model_version, '--answer-hits'],
+            'bare store-hit floor',
+          );
+          log(`store-hit ${name}: bare Fastify + point lookup${tag}`);
+          bare = await stack.load({ label: `store-hit ${name} floor`, url: floor.base, path: '/v1/embeddings', headers: { authorization: `Bearer ${stack.key}` }, duration: o.duration, workload: fixed, watch: [floor.pid] });
+        }
         const ratio = raw.lookupsPerSec > 0 ? srv.reqPerSec / raw.lookupsPerSec : null;
-        rounds.push({ server: srv, raw, ratio, misses: d.misses, unbatched, unbatchedRatio: unbatched && raw.lookupsPerSec > 0 ? unbatched.reqPerSec / raw.lookupsPerSec : null });
+        const bareRatio = bare && raw.lookupsPerSec > 0 ? bare.reqPerSec / raw.lookupsPerSec : null;
+        rounds.push({ server: srv, raw, ratio, bare, bareRatio, misses: d.misses, unbatched, unbatchedRatio: unbatched && raw.lookupsPerSec > 0 ? unbatched.reqPerSec / raw.lookupsPerSec : null });
       }
       const pick = medianBy(rounds, (r) => r.ratio);
       rows.push({ variant: name, inputs: n, distinctTexts: distinct ?? null, ...pick, roundRatios: rounds.map((r) => round(r.ratio, 3)), missesDuringRun: rounds.reduce((a, r) => a + r.misses, 0) });
@@ -1032,7 +1045,14 @@ async function scenarioStoreHit(stack, o) {
       .filter((r) => r.unbatched)
       .map((r) => `\n${r.variant} with STORE_LOOKUP_BATCH=false, same rounds: ${fmtInt(r.unbatched.reqPerSec)} req/s, **${fmtPct(r.unbatchedRatio)}** of raw, p50 / p99 ${fmtMs(r.unbatched.latencyMs.p50)} / ${fmtMs(r.unbatched.latencyMs.p99)} ms, ${fmtUs(r.unbatched, plain.pid)} µs CPU/req (batched: ${fmtPct(r.ratio)}).`),
     '',
-    busyNote(rows.map((r) => r.server)),
+    ...rows
+      .filter((r) => r.bare)
+      .map(
+        (r) =>
+          `${r.variant}, the floor (bare Fastify, sha256, one point lookup per request, base64 of the stored bytes; no auth, no coalescing, no batching), same rounds: ${fmtInt(r.bare.reqPerSec)} req/s, **${fmtPct(r.bareRatio)}** of raw, p50 / p99 ${fmtMs(r.bare.latencyMs.p50)} / ${fmtMs(r.bare.latencyMs.p99)} ms, ${fmtUs(r.bare, floor.pid)} µs CPU/req; the server is ${fmtPct(r.server.reqPerSec / r.bare.reqPerSec)} of the floor.`,
+      ),
+    '',
+    busyNote(rows.flatMap((r) => [r.server, r.bare].filter(Boolean))),
   ].join('\n');
   return { results: rows, markdown: md + (profiles ? `\n\n${profiles.markdown}` : ''), targets };
 }

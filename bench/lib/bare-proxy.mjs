@@ -8,7 +8,11 @@
  * accounting: what one more process hop, and one more PostgreSQL round trip, cost on this
  * machine whoever implements them.
  *
- *   node bench/lib/bare-proxy.mjs --port P --upstream http://127.0.0.1:U [--database-url URL --tenant-id T --model M --model-version V]
+ * With --answer-hits a found row is answered as the OpenAI body with its base64 (the floor of
+ * `store-hit`: HTTP, one point lookup per request, no coalescing, no batching); without it the
+ * miss scenario's never-seen texts must find none.
+ *
+ *   node bench/lib/bare-proxy.mjs --port P --upstream http://127.0.0.1:U [--database-url URL --tenant-id T --model M --model-version V [--answer-hits]]
  */
 import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
@@ -26,6 +30,7 @@ const sql = dbUrl ? postgres(dbUrl, { max: 10, prepare: true, onnotice: () => {}
 const model = arg('model') ?? 'text-embedding-3-small';
 const modelVersion = arg('model-version') ?? '';
 const tenantId = Number(arg('tenant-id') ?? 1);
+const answerHits = process.argv.includes('--answer-hits');
 const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
 
 const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
@@ -33,8 +38,13 @@ app.get('/healthz', async () => ({ status: 'ok' }));
 app.post('/v1/embeddings', async (req, reply) => {
   const body = req.body;
   if (sql) {
-    const hash = createHash('sha256').update(String(body.input)).digest();
+    // The server's key: sha256 of a 0x00 tag byte and the text (src/core/cache-key.ts).
+    const hash = createHash('sha256').update('\u0000' + String(body.input)).digest();
     const rows = await sql`SELECT vector, tokens FROM embeddings WHERE tenant_id = ${tenantId} AND model = ${model} AND model_version = ${modelVersion} AND input_hash = ${hash}`;
+    if (rows.length > 0 && answerHits) {
+      const [row] = rows;
+      return reply.type('application/json').send(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":"${row.vector.toString('base64')}"}],"model":${JSON.stringify(body.model)},"usage":{"prompt_tokens":${row.tokens},"total_tokens":${row.tokens}}}`);
+    }
     // The miss scenario sends never-seen texts only: a found row means the bench is wrong.
     if (rows.length > 0) return reply.code(500).send({ error: { message: 'bare proxy: the lookup found a row; the miss scenario must send unseen texts', type: 'server_error', param: null, code: null } });
   }
