@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { accessLog } from './access-log.js';
 import { authPlugin, type AuthPluginOptions } from './auth-plugin.js';
 import { compressionPlugin, type CompressionOptions } from './compression.js';
+import { drainPlugin } from './drain.js';
 import { errorServerOptions, installErrorHandlers } from './errors.js';
 import { limitsPlugin, type LimitsPluginOptions } from './limits-plugin.js';
 import { adminRoutes, type AdminRoutesOptions } from './routes/admin.js';
@@ -59,6 +60,7 @@ export async function buildApp(opts: AppOptions, logger: Logger): Promise<Fastif
     },
   });
   installErrorHandlers(app);
+  await app.register(drainPlugin);
   await app.register(accessLog);
   // Callback-style hooks where nothing is awaited: an async hook costs a promise per request.
   app.addHook('onRequest', (request: FastifyRequest, reply, done) => {
