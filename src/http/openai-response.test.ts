@@ -35,6 +35,18 @@ describe('response encoders', () => {
     expect(b64.toString()).toBe(encodeEmbeddingsResponse('m', items, 5, 'base64', undefined, 'truncate'));
   });
 
+  it('remembers the text of a vector served as a hit, not of one just computed', () => {
+    const texts = new VectorTextCache(1 << 20);
+    const computed = { bytes: vectorToBytes(Float32Array.from([0.25, 0.5])), tokens: 1, cached: false };
+    for (const format of ['float', 'base64'] as const) encodeEmbeddingsResponse('m', [computed], 1, format, undefined, 'truncate', texts);
+    expect(texts.size).toBe(0);
+    const hit = { ...computed, cached: true };
+    const first = encodeEmbeddingsResponse('m', [hit], 1, 'base64', undefined, 'truncate', texts);
+    expect(texts.size).toBe(1);
+    expect(encodeEmbeddingsResponse('m', [hit], 1, 'base64', undefined, 'truncate', texts)).toEqual(first);
+    expect(texts.base64(hit.bytes)).toBe(texts.base64(hit.bytes));
+  });
+
   it('builds OpenAI’s response body', () => {
     const body = JSON.parse(encodeEmbeddingsResponse('m', [{ bytes, tokens: 3, cached: true }, { bytes, tokens: 2, cached: false }], 5, 'float', 2, 'truncate').toString());
     expect(body).toMatchObject({ object: 'list', model: 'm', usage: { prompt_tokens: 5, total_tokens: 5 } });

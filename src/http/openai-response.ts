@@ -10,6 +10,9 @@ export type EncodingFormat = 'float' | 'base64';
  * JSON text of full-dimension vectors, remembered per stored vector (by identity: the hot cache
  * hands out the same Buffer for every hit). Formatting 768 floats costs ~100 µs; a hit served
  * as `float` then costs what a base64 one does. Bounded in bytes, separately from the hot cache.
+ * Only a vector served as a hit is remembered: a miss's text would be a second in-memory copy of
+ * every computed vector, most of them never asked for again (at 225 misses/s it was one old-space
+ * collection every 0.4 s).
  */
 export class VectorTextCache {
   private readonly floats: LRUCache<Buffer, Buffer> | null;
@@ -22,22 +25,27 @@ export class VectorTextCache {
     this.base64s = make(0.25);
   }
 
-  /** The vector's JSON array as ASCII bytes (kept as bytes: responses are assembled by copying). */
-  json(bytes: Buffer): Buffer {
-    return remember(this.floats, bytes, () => vectorToJson(bytesToVector(bytes)));
+  /** The vector's JSON array as ASCII bytes (kept as bytes: responses are assembled by copying); kept for next time when `keep`. */
+  json(bytes: Buffer, keep = true): Buffer {
+    return remember(this.floats, bytes, () => vectorToJson(bytesToVector(bytes)), keep);
   }
 
-  /** The vector's base64 string, quoted, as ASCII bytes. */
-  base64(bytes: Buffer): Buffer {
-    return remember(this.base64s, bytes, () => `"${bytes.toString('base64')}"`);
+  /** The vector's base64 string, quoted, as ASCII bytes; kept for next time when `keep`. */
+  base64(bytes: Buffer, keep = true): Buffer {
+    return remember(this.base64s, bytes, () => `"${bytes.toString('base64')}"`, keep);
+  }
+
+  /** Texts remembered (tests). */
+  get size(): number {
+    return (this.floats?.size ?? 0) + (this.base64s?.size ?? 0);
   }
 }
 
-function remember(lru: LRUCache<Buffer, Buffer> | null, key: Buffer, make: () => string): Buffer {
+function remember(lru: LRUCache<Buffer, Buffer> | null, key: Buffer, make: () => string, keep: boolean): Buffer {
   let text = lru?.get(key);
   if (text === undefined) {
     text = Buffer.from(make(), 'latin1');
-    lru?.set(key, text);
+    if (keep) lru?.set(key, text);
   }
   return text;
 }
@@ -76,7 +84,8 @@ export function encodeEmbeddingsResponse(
     const parts: Buffer[] = [HEAD];
     let length = HEAD.length;
     for (let i = 0; i < items.length; i++) {
-      const value = format === 'float' ? texts.json(items[i].bytes) : texts.base64(items[i].bytes);
+      const { bytes, cached } = items[i];
+      const value = format === 'float' ? texts.json(bytes, cached) : texts.base64(bytes, cached);
       const head = itemHead(i);
       parts.push(head, value, CLOSE);
       length += head.length + value.length + CLOSE.length;
