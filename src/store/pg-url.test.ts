@@ -38,6 +38,8 @@ describe('describePgUrl', () => {
   it('hides the password and names the socket actually used', () => {
     expect(describePgUrl('postgres://postgres:s3cret@/cache?host=/tmp/pg&port=6000')).toBe('postgres://postgres:***@localhost/cache via socket /tmp/pg/.s.PGSQL.6000');
     expect(describePgUrl('postgres://u:s3cret@db:5432/cache')).toBe('postgres://u:***@db:5432/cache');
+    // The URL's own port, where ?port= does not say otherwise.
+    expect(describePgUrl('postgres://u@db:5433/cache?host=/tmp/pg')).toBe('postgres://u@db:5433/cache via socket /tmp/pg/.s.PGSQL.5433');
   });
 
   it('says so when the URL cannot be parsed, without echoing it', () => {

@@ -62,14 +62,17 @@ export function pgTarget(raw: string): PgTarget {
 export function describePgUrl(raw: string): string {
   const t = pgTarget(raw);
   let shown: string;
+  let port: number;
   try {
     const u = new URL(t.url);
     if (u.password) u.password = '***';
     shown = u.toString();
+    // As postgres.js resolves it: the option, else the URL's own port, else the default.
+    port = t.port ?? (Number(u.port) || 5432);
   } catch {
     return '(unparsable URL)';
   }
   if (t.host === undefined) return shown;
-  const where = t.host.startsWith('/') ? `socket ${t.host}/.s.PGSQL.${t.port ?? 5432}` : `${t.host}:${t.port ?? 5432}`;
+  const where = t.host.startsWith('/') ? `socket ${t.host}/.s.PGSQL.${port}` : `${t.host}:${port}`;
   return `${shown} via ${where}`;
 }
