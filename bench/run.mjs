@@ -582,6 +582,7 @@ async function scenarioMiss(stack, o) {
   for (const conns of loads) {
     const rounds = [];
     const pg0 = await pgActivity(stack.pg.url).catch(() => null);
+    const floorLookups0 = await floorLookups(floors);
     const misses0 = sd.misses;
     for (let k = 0; k < o.rounds; k++) {
       const tag = `${conns} connections${o.rounds > 1 ? `, round ${k + 1}/${o.rounds}` : ''}`;
@@ -605,7 +606,8 @@ async function scenarioMiss(stack, o) {
       rounds.push({ ...missRound(conns, direct, via, viaPeer), floors: floorRuns });
     }
     const pick = medianBy(rounds, (r) => r.throughputRatio);
-    const pg = pgPerMiss(pg0, await pgActivity(stack.pg.url).catch(() => null), sd.misses - misses0);
+    const pg1 = await pgActivity(stack.pg.url).catch(() => null);
+    const pg = pgPerMiss(pg0, pg1, sd.misses - misses0, (await floorLookups(floors)) - floorLookups0);
     const roundFloorAddedP50Ms = Object.fromEntries(floors.map((f) => [f.id, rounds.map((r) => round(r.floors[f.id].latencyMs.p50 - r.direct.latencyMs.p50, 2))]));
     pairs.push({ ...pick, pg, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)), roundFloorAddedP50Ms });
   }
@@ -661,6 +663,16 @@ async function startMissFloors(stack, server, model, enc) {
     { id: 'bare', label: 'bare proxy (Fastify + undici, no lookup)', ...bare },
     { id: 'bareLookup', label: 'bare proxy + 1 PostgreSQL point lookup', ...lookup },
   ];
+}
+
+/** PostgreSQL lookups the floors have made so far (theirs, not the server's, in pg_stat_database). */
+async function floorLookups(floors) {
+  let n = 0;
+  for (const f of floors) {
+    const r = await request(f.base, '/stats', { method: 'GET' });
+    n += r.status === 200 ? r.json().lookups : 0;
+  }
+  return n;
 }
 
 /** One round of one load: the server and the peer against the upstream directly. */

@@ -34,12 +34,16 @@ const answerHits = process.argv.includes('--answer-hits');
 const agent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
 
 const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
+// Lookups made, so the bench can tell this process's PostgreSQL transactions from the server's.
+let lookups = 0;
 app.get('/healthz', async () => ({ status: 'ok' }));
+app.get('/stats', async () => ({ lookups }));
 app.post('/v1/embeddings', async (req, reply) => {
   const body = req.body;
   if (sql) {
     // The server's key: sha256 of a 0x00 tag byte and the text (src/core/cache-key.ts).
     const hash = createHash('sha256').update('\u0000' + String(body.input)).digest();
+    lookups++;
     const rows = await sql`SELECT vector, tokens FROM embeddings WHERE tenant_id = ${tenantId} AND model = ${model} AND model_version = ${modelVersion} AND input_hash = ${hash}`;
     if (rows.length > 0 && answerHits) {
       const [row] = rows;

@@ -23,11 +23,12 @@ export async function pgActivity(url) {
 /**
  * Per miss between two readings: transactions (every miss is one lookup transaction; the rest
  * are the write-behind INSERTs and the periodic flushes). The reading's own transaction counts
- * once: subtracted.
+ * once, and `others` (transactions of other clients in between, such as a reference's
+ * lookups) are not the server's: both subtracted.
  */
-export function pgPerMiss(before, after, misses) {
+export function pgPerMiss(before, after, misses, others = 0) {
   if (!before || !after || misses <= 0) return null;
-  const commits = after.commits - before.commits - 1;
+  const commits = after.commits - before.commits - 1 - others;
   const writes = commits - misses;
   return { commitsPerMiss: commits / misses, writeTransactions: writes };
 }
