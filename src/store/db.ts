@@ -134,6 +134,8 @@ const { PGLiteSocketServer } = require(workerData.socket);
   let db;
   try {
     db = await PGlite.create(workerData.dir);
+    // One session serves every connection, and the socket ignores startup parameters.
+    for (const [name, value] of Object.entries(workerData.settings)) await db.query('SELECT set_config($1, $2, false)', [name, value]);
   } catch (err) {
     parentPort.postMessage({ type: 'failed', message: String((err && err.message) || err) });
     return;
@@ -156,7 +158,7 @@ async function startEmbedded(dir: string, socketPath: string, logger: Logger): P
   const require = createRequire(import.meta.url);
   const worker = new Worker(EMBEDDED_WORKER, {
     eval: true,
-    workerData: { dir, socketPath, pglite: require.resolve('@electric-sql/pglite'), socket: require.resolve('@electric-sql/pglite-socket') },
+    workerData: { dir, socketPath, settings: SESSION_SETTINGS, pglite: require.resolve('@electric-sql/pglite'), socket: require.resolve('@electric-sql/pglite-socket') },
   });
   const next = () =>
     new Promise<WorkerMessage>((resolve, reject) => {
@@ -264,9 +266,18 @@ function connect(url: string, max: number): Sql {
     connect_timeout: 2,
     // Server-side prepared statements: every hot query is parsed once per connection.
     prepare: true,
-    // The cache's index is hot in memory: a random page costs about what a sequential one does.
-    // At the default (4, for spinning disks) the planner prefers filtering a few thousand rows
-    // to 64 primary-key probes (1.5 ms against 0.2 ms; test/store-plan.test.ts).
-    connection: { application_name: 'embedding-cache', random_page_cost: '1.1' },
+    connection: SESSION_SETTINGS,
   });
 }
+
+/** Settings of every server session, on PostgreSQL and the embedded store (exported for tests). */
+export const SESSION_SETTINGS: Record<string, string> = {
+  application_name: 'embedding-cache',
+  // The cache's index is hot in memory: a random page costs about what a sequential one does.
+  random_page_cost: '1.1',
+  // Every statement planned for the table as it is now. A generic plan is cached until the next
+  // ANALYZE: one made while `embeddings` held a few rows scans them all (a hash join over the
+  // inline 6 KB vectors), and a fresh table kept it to ~1k rows, 3-5 ms a lookup (bench miss).
+  // PostgreSQL custom-plans the lookup at any larger size anyway (~0.1 ms of planning).
+  plan_cache_mode: 'force_custom_plan',
+};

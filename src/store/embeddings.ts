@@ -13,21 +13,30 @@ export async function lookupVectors(
 }
 
 /**
- * The lookup: one index scan of the primary key with both arrays in its condition, once the
- * planner has statistics for `embeddings`. Without them (a fresh table, or one just
- * bulk-loaded) it trusts its 1-row guess for tenant, model and version and filters every row of
- * the tenant for the hashes (4.8-10.9 ms at 18k rows): hence the ANALYZE below as the table
- * grows, and analyseIfNeverAnalysed() after migrations. (A shape that forces per-hash probes,
- * a LATERAL ... LIMIT 1 per (tenant, hash), does not depend on statistics but turns into one
- * sequential scan per hash on a small table: 25x slower than this query there.)
- * Exported for test/store-plan.test.ts, which EXPLAINs it.
+ * The lookup: one primary-key probe per (tenant, hash) pair, a nested loop over the pairs.
+ * Written as `tenant_id = ANY(..) AND .. AND input_hash = ANY(..)`, the plan depended on
+ * statistics: where they put a tenant or model version at ~1 row (a fresh table, or a tenant
+ * or version the last ANALYZE never saw, whose rows grow unseen until autovacuum's next
+ * analyse), the planner probed the tenant's rows and filtered them for the hashes, 25-140 ms a
+ * lookup at 20k rows. A join on the pairs offers it no such plan: probing by (tenant, hash) or
+ * scanning the whole table, which it costs by the table's real size (a hash join only while
+ * the table is a few pages). Exported for test/store-plan.test.ts.
  */
 export function lookupQuery(sql: Sql, tenantIds: number[], scope: CacheScope, hashes: Buffer[]) {
+  const pairTenants = new Array<number>(tenantIds.length * hashes.length);
+  const pairHashes = new Array<Buffer>(pairTenants.length);
+  let i = 0;
+  for (const t of tenantIds) {
+    for (const h of hashes) {
+      pairTenants[i] = t;
+      pairHashes[i++] = h;
+    }
+  }
   return sql<{ tenant_id: string; input_hash: Buffer; vector: Buffer; tokens: number }[]>`
-    SELECT tenant_id, input_hash, vector, tokens FROM embeddings
-    WHERE tenant_id = ANY(${tenantIds}::bigint[])
-      AND model = ${scope.model} AND model_version = ${scope.modelVersion}
-      AND input_hash = ANY(${sql.array(hashes, 17)})`;
+    SELECT e.tenant_id, e.input_hash, e.vector, e.tokens
+    FROM unnest(${pairTenants}::bigint[], ${sql.array(pairHashes, 17)}) AS k(t, h)
+    JOIN embeddings e ON e.tenant_id = k.t AND e.input_hash = k.h
+    WHERE e.model = ${scope.model} AND e.model_version = ${scope.modelVersion}`;
 }
 
 /** Rows written by this process at which `embeddings` is analysed (autovacuum's 10 % rule takes over later). */
@@ -37,13 +46,17 @@ const written = new WeakMap<Sql, number>();
 /**
  * Counts rows this process wrote and analyses `embeddings` when the count crosses a step of
  * ANALYZE_AT: statistics never lag the table by more than 10x, whether or not autovacuum runs
- * (PGlite has none) or has got to it yet. At most five ANALYZEs per process, off the hot path.
+ * (PGlite has none) or has got to it yet. The first rows this process writes also analyse a
+ * table that never was (a fresh database): until then every condition is a 1-row guess, and the
+ * planner may probe a tenant's rows through the eviction index rather than the primary key.
+ * At most six ANALYZEs per process, off the hot path.
  */
 export async function noteRowsWritten(sql: Sql, count: number): Promise<void> {
   const before = written.get(sql) ?? 0;
   const after = before + count;
   written.set(sql, after);
   if (ANALYZE_AT.some((step) => before < step && after >= step)) await sql`ANALYZE embeddings`;
+  else if (before === 0 && after > 0) await analyseIfNeverAnalysed(sql);
 }
 
 /** Analyses `embeddings` when it holds rows but was never analysed (restored, or loaded by another tool). */
