@@ -173,6 +173,11 @@ describe('lookupVectors plan', () => {
       await migrate(other);
       const [{ reltuples: n }] = await other`SELECT reltuples FROM pg_class WHERE oid = 'embeddings'::regclass`;
       expect(Number(n)).toBeGreaterThan(10_000);
+      // On a sample of 3k rows (statistics target 10), not 30k: the sample holds whole 6 KB rows.
+      const [{ bounds }] = await other<{ bounds: number }[]>`
+        SELECT array_length(histogram_bounds::text::text[], 1) AS bounds FROM pg_stats WHERE tablename = 'embeddings' AND attname = 'input_hash'`;
+      expect(bounds).toBeGreaterThan(1);
+      expect(bounds).toBeLessThanOrEqual(11);
     } finally {
       await other.end();
     }
