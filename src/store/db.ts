@@ -277,7 +277,7 @@ export const SESSION_SETTINGS: Record<string, string> = {
   random_page_cost: '1.1',
   // Every statement planned for the table as it is now. A generic plan is cached until the next
   // ANALYZE: one made while `embeddings` held a few rows scans them all (a hash join over the
-  // inline 6 KB vectors), and a fresh table kept it to ~1k rows, 3-5 ms a lookup (bench miss).
-  // PostgreSQL custom-plans the lookup at any larger size anyway (~0.1 ms of planning).
+  // inline 6 KB vectors), and on a fresh table it stayed until the 1k-row ANALYZE, 3-5 ms a
+  // lookup (bench miss). PostgreSQL custom-plans the lookup at larger sizes anyway (~0.1 ms).
   plan_cache_mode: 'force_custom_plan',
 };
