@@ -13,30 +13,30 @@ export async function lookupVectors(
 }
 
 /**
- * The lookup: one primary-key probe per (tenant, hash) pair, a nested loop over the pairs.
- * Written as `tenant_id = ANY(..) AND .. AND input_hash = ANY(..)`, the plan depended on
- * statistics: where they put a tenant or model version at ~1 row (a fresh table, or a tenant
- * or version the last ANALYZE never saw, whose rows grow unseen until autovacuum's next
- * analyse), the planner probed the tenant's rows and filtered them for the hashes, 25-140 ms a
- * lookup at 20k rows. A join on the pairs offers it no such plan: probing by (tenant, hash) or
- * scanning the whole table, which it costs by the table's real size (a hash join only while
- * the table is a few pages). Exported for test/store-plan.test.ts.
+ * The lookup: one primary-key probe per (tenant, hash), a nested loop over every key asked for.
+ * All four key columns come from the unnest, model and version repeated: as constants they
+ * are estimated from the table's statistics, and where those put the scope at ~1 row (a model
+ * version the last ANALYZE never saw, a table analysed while empty) the planner read the whole
+ * scope and filtered it; as `= ANY` the same held for a tenant (139 ms a lookup at 20k rows).
+ * Joined on the whole key, the table is costed at its real size: probes unless it is tiny.
+ * Exported for test/store-plan.test.ts.
  */
 export function lookupQuery(sql: Sql, tenantIds: number[], scope: CacheScope, hashes: Buffer[]) {
-  const pairTenants = new Array<number>(tenantIds.length * hashes.length);
-  const pairHashes = new Array<Buffer>(pairTenants.length);
+  const n = tenantIds.length * hashes.length;
+  const keyTenants = new Array<number>(n);
+  const keyHashes = new Array<Buffer>(n);
   let i = 0;
   for (const t of tenantIds) {
     for (const h of hashes) {
-      pairTenants[i] = t;
-      pairHashes[i++] = h;
+      keyTenants[i] = t;
+      keyHashes[i++] = h;
     }
   }
   return sql<{ tenant_id: string; input_hash: Buffer; vector: Buffer; tokens: number }[]>`
     SELECT e.tenant_id, e.input_hash, e.vector, e.tokens
-    FROM unnest(${pairTenants}::bigint[], ${sql.array(pairHashes, 17)}) AS k(t, h)
-    JOIN embeddings e ON e.tenant_id = k.t AND e.input_hash = k.h
-    WHERE e.model = ${scope.model} AND e.model_version = ${scope.modelVersion}`;
+    FROM unnest(${keyTenants}::bigint[], ${new Array<string>(n).fill(scope.model)}::text[],
+                ${new Array<string>(n).fill(scope.modelVersion)}::text[], ${sql.array(keyHashes, 17)}) AS k(t, m, v, h)
+    JOIN embeddings e ON e.tenant_id = k.t AND e.model = k.m AND e.model_version = k.v AND e.input_hash = k.h`;
 }
 
 /** Rows written by this process at which `embeddings` is analysed (autovacuum's 10 % rule takes over later). */
