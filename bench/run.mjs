@@ -40,7 +40,7 @@ import { text } from './lib/texts.mjs';
 import { profileMarkdown, summariseProfile } from './lib/profile.mjs';
 import { scenarioIngest } from './lib/ingest.mjs';
 import { ensurePeerGateway, peerGatewayHeaders, startPeerGateway } from './lib/peer-gateway.mjs';
-import { pgActivity, pgPerMiss } from './lib/pg-activity.mjs';
+import { enableStatementStats, pgActivity, pgPerMiss, statementMeans } from './lib/pg-activity.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BENCH = path.join(ROOT, 'bench');
@@ -193,12 +193,13 @@ class Stack {
 
   async start() {
     log(`temp dir ${this.tmp}`);
-    this.pg = await startPostgres({ logDir: this.tmp, settings: { shared_buffers: '256MB' } });
+    this.pg = await startPostgres({ logDir: this.tmp, settings: { shared_buffers: '256MB', shared_preload_libraries: 'pg_stat_statements' } });
     this.stops.push(() => this.pg.stop());
     log(`PostgreSQL ${this.pg.version} at ${this.pg.url}`);
     this.upstream = await this.startFakeUpstream(this.opts.upstreamLatency);
     const cliEnv = { ...process.env, DATABASE_URL: this.pg.url, LOG_LEVEL: 'warn' };
     execFileSync(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env: cliEnv, stdio: 'pipe', timeout: 60_000 });
+    if (!(await enableStatementStats(this.pg.url))) log('pg_stat_statements is not available: no time-in-PostgreSQL figures');
     this.tier = await this.benchTier();
     this.key = this.createKey({ DATABASE_URL: this.pg.url }, this.tier);
   }
@@ -608,8 +609,9 @@ async function scenarioMiss(stack, o) {
     const pick = medianBy(rounds, (r) => r.throughputRatio);
     const pg1 = await pgActivity(stack.pg.url).catch(() => null);
     const pg = pgPerMiss(pg0, pg1, sd.misses - misses0, (await floorLookups(floors)) - floorLookups0);
+    const pgTimes = statementMeans(pg0, pg1);
     const roundFloorAddedP50Ms = Object.fromEntries(floors.map((f) => [f.id, rounds.map((r) => round(r.floors[f.id].latencyMs.p50 - r.direct.latencyMs.p50, 2))]));
-    pairs.push({ ...pick, pg, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)), roundFloorAddedP50Ms });
+    pairs.push({ ...pick, pg, pgTimes, roundRatios: rounds.map((r) => round(r.throughputRatio, 3)), roundAddedP50Ms: rounds.map((r) => round(r.addedP50Ms, 2)), roundPeerAddedP50Ms: rounds.map((r) => round(r.peerAddedP50Ms, 2)), roundFloorAddedP50Ms });
   }
   const light = pairs[0];
   const full = pairs.at(-1);
@@ -675,6 +677,12 @@ async function floorLookups(floors) {
   return n;
 }
 
+function pgTimesText(t) {
+  if (!t) return '-';
+  const one = (label, x) => (x ? `${label} ${x.meanMs.toFixed(3)} (${fmtInt(x.calls)})` : null);
+  return [one("the server's lookup", t.lookup), one('its write-behind INSERT', t.insert), one("the cache floor's lookup", t.floorLookup)].filter(Boolean).join(', ');
+}
+
 /** One round of one load: the server and the peer against the upstream directly. */
 function missRound(connections, direct, server, peer) {
   const added = (x, q) => (x ? x.latencyMs[q] - direct.latencyMs[q] : null);
@@ -723,6 +731,9 @@ function missMarkdown(pairs, stack, server, peer, o, floors) {
     ]),
     '',
     `PostgreSQL per miss (all rounds, from pg_stat_database): ${pairs.map((p) => (p.pg ? `${p.connections} conns ${p.pg.commitsPerMiss.toFixed(2)} transactions (1 lookup + write-behind)` : `${p.connections} conns -`)).join('; ')}.`,
+    ...(pairs.some((p) => p.pgTimes)
+      ? [`Time inside PostgreSQL per statement (all rounds, pg_stat_statements, mean ms over calls): ${pairs.map((p) => `${p.connections} conns ${pgTimesText(p.pgTimes)}`).join('; ')}.`]
+      : []),
     `Rounds (server/direct throughput; added p50 ms server${peer ? ' / peer' : ''}${floors.length ? ' / bare proxy / bare proxy + lookup' : ''}): ${pairs.map((p) => `${p.connections} conns ${p.roundRatios.map(fmtPct).join(', ')}; ${p.roundAddedP50Ms.map((x, i) => `+${fmtMs(x)}${peer ? ` / +${fmtMs(p.roundPeerAddedP50Ms[i])}` : ''}${floors.map((f) => ` / +${fmtMs(p.roundFloorAddedP50Ms[f.id][i])}`).join('')}`).join(', ')}`).join(' — ')}.`,
     ...(floors.length
       ? [

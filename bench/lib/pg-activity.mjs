@@ -14,10 +14,63 @@ export async function pgActivity(url) {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     const [r] = await sql`SELECT xact_commit::bigint AS commits FROM pg_stat_database WHERE datname = current_database()`;
-    return { commits: Number(r.commits) };
+    return { commits: Number(r.commits), statements: await statementTimes(sql) };
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * The statements to time inside PostgreSQL (pg_stat_statements), by their text: the server's
+ * cache lookup (store/embeddings.ts), its write-behind INSERT, and the cache floor's point
+ * lookup (bench/lib/bare-proxy.mjs). A lookup whose plan goes wrong shows here first: its time
+ * in PostgreSQL grows while the round trip hides it among the event loop's waits.
+ */
+const TIMED = [
+  ['lookup', /JOIN embeddings e ON e\.tenant_id = k\.t/],
+  ['insert', /^\s*INSERT INTO embeddings \(/],
+  ['floorLookup', /^\s*SELECT vector, tokens FROM embeddings WHERE/],
+];
+
+/** Loads pg_stat_statements into the bench database (the server must preload it); false when it cannot. */
+export async function enableStatementStats(url) {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+async function statementTimes(sql) {
+  try {
+    const rows = await sql`SELECT query, calls::bigint AS calls, total_exec_time AS ms FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+    const out = Object.fromEntries(TIMED.map(([name]) => [name, { calls: 0, ms: 0 }]));
+    for (const r of rows) {
+      const hit = TIMED.find(([, re]) => re.test(r.query));
+      if (hit) {
+        out[hit[0]].calls += Number(r.calls);
+        out[hit[0]].ms += Number(r.ms);
+      }
+    }
+    return out;
+  } catch {
+    return null; // pg_stat_statements not loaded
+  }
+}
+
+/** Mean time in PostgreSQL per call of each timed statement between two readings (null where none ran). */
+export function statementMeans(before, after) {
+  if (!before?.statements || !after?.statements) return null;
+  return Object.fromEntries(
+    TIMED.map(([name]) => {
+      const calls = after.statements[name].calls - before.statements[name].calls;
+      return [name, calls > 0 ? { calls, meanMs: (after.statements[name].ms - before.statements[name].ms) / calls } : null];
+    }),
+  );
 }
 
 /**
