@@ -178,6 +178,11 @@ describe('lookupVectors plan', () => {
           SELECT 1, ${scope.model}, ${modelVersion}, sha256(('row ' || g)::bytea), 1536, ${fullVector}, 3 FROM generate_series(1::int, ${n}::int) g`;
       await fill(scope.modelVersion, 300);
       expectPrimaryKeyProbes(await plansOf([1], hashes(6)));
+      // The server's first write analyses a table with rows and no statistics.
+      const stats = () => server.sql`SELECT 1 FROM pg_stats WHERE tablename = 'embeddings' AND attname = 'tenant_id'`;
+      expect(await stats()).toHaveLength(0);
+      await insertVectors(server.sql, [{ tenantId: 1, scope, inputHash: hash('first write'), vector: fullVector, tokens: 3 }]);
+      expect(await stats()).toHaveLength(1);
       await server.sql`ANALYZE embeddings`;
       await fill('v3', 300);
       expectPrimaryKeyProbes(await plansOf([1], hashes(128), { ...scope, modelVersion: 'v3' }));

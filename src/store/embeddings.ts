@@ -59,11 +59,15 @@ export async function noteRowsWritten(sql: Sql, count: number): Promise<void> {
   else if (before === 0 && after > 0) await analyseIfNeverAnalysed(sql);
 }
 
-/** Analyses `embeddings` when it holds rows but was never analysed (restored, or loaded by another tool). */
+/**
+ * Analyses `embeddings` when it holds rows but has no statistics: never analysed (fresh,
+ * restored, or loaded by another tool), or analysed only while empty. Without them every
+ * condition is a guess of ~1 row, and the planner may take the eviction index for the lookup.
+ */
 export async function analyseIfNeverAnalysed(sql: Sql): Promise<boolean> {
   const [r] = await sql<{ due: boolean }[]>`
-    SELECT c.reltuples < 0 AND EXISTS (SELECT 1 FROM embeddings) AS due
-    FROM pg_class c WHERE c.oid = to_regclass('embeddings')`;
+    SELECT NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'embeddings' AND attname = 'tenant_id')
+      AND EXISTS (SELECT 1 FROM embeddings) AS due`;
   if (!r?.due) return false;
   await analyse(sql);
   return true;
