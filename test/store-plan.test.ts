@@ -84,7 +84,7 @@ function expectPrimaryKeyProbes(plans: string[]) {
     expect(plan).toMatch(/(Index Scan using|Bitmap Index Scan on) embeddings_pkey/);
     // ...the hash part of the index condition, not a filter over a tenant's or a scope's rows.
     expect(plan).toMatch(/Index Cond: \(.*input_hash = /);
-    expect(plan).not.toMatch(/Filter: .*input_hash|Rows Removed by (Join )?Filter|Seq Scan on embeddings|Hash Join|embeddings_tenant_last_hit/);
+    expect(plan).not.toMatch(/Filter: .*input_hash|Rows Removed by (Join )?Filter|Seq Scan on embeddings|Hash Join|embeddings_evict/);
   }
 }
 
@@ -128,6 +128,11 @@ describe('lookupVectors plan', () => {
     expect(before).toBeGreaterThan(0);
     expectPrimaryKeyProbes(await plansOf([1, 2], hashes(64)));
     expectPrimaryKeyProbes(await plansOf([1], hashes(1)));
+    // The eviction walk keeps its index (partial: only queries that state `hits >= 0` can use it).
+    await sql`ANALYZE embeddings`;
+    const evict = await sql<{ 'QUERY PLAN': string }[]>`EXPLAIN SELECT model, model_version, input_hash FROM embeddings
+      WHERE tenant_id = 1 AND hits >= 0 ORDER BY last_hit_at ASC, input_hash ASC LIMIT 100`;
+    expect(evict.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/embeddings_evict/);
   });
 
   it('still probes the primary key for a tenant and a model version the last ANALYZE never saw', async () => {

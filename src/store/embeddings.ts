@@ -163,12 +163,16 @@ export async function expireRows(sql: Sql, days: number): Promise<number> {
   return r.count;
 }
 
-/** Deletes a tenant's `count` least recently hit rows (capacity eviction); ties (one write batch) go by hash, so the order is deterministic. */
+/**
+ * Deletes a tenant's `count` least recently hit rows (capacity eviction); ties (one write batch)
+ * go by hash, so the order is deterministic. `hits >= 0` (every row) is the predicate of the
+ * partial index embeddings_evict: stated here, so that this walk, and not the lookup, uses it.
+ */
 export async function evictLeastRecentlyHit(sql: Sql, tenantId: number, count: number): Promise<number> {
   const r = await sql`
     DELETE FROM embeddings e USING (
       SELECT model, model_version, input_hash FROM embeddings
-      WHERE tenant_id = ${tenantId} ORDER BY last_hit_at ASC, input_hash ASC LIMIT ${count}
+      WHERE tenant_id = ${tenantId} AND hits >= 0 ORDER BY last_hit_at ASC, input_hash ASC LIMIT ${count}
     ) old
     WHERE e.tenant_id = ${tenantId} AND e.model = old.model AND e.model_version = old.model_version AND e.input_hash = old.input_hash`;
   return r.count;
