@@ -47,24 +47,23 @@ const written = new WeakMap<Sql, number>();
  * Counts rows this process wrote and analyses `embeddings` when the count crosses a step of
  * ANALYZE_AT: statistics never lag the table by more than 10x, whether or not autovacuum runs
  * (PGlite has none) or has got to it yet. The first rows this process writes also analyse a
- * table that never was (a fresh database): until then every condition is a 1-row guess, and the
- * planner may probe a tenant's rows through the eviction index rather than the primary key.
- * At most six ANALYZEs per process, off the hot path.
+ * table with rows and no statistics (a fresh database): until then every condition is a 1-row
+ * guess. At most six ANALYZEs per process, off the hot path.
  */
 export async function noteRowsWritten(sql: Sql, count: number): Promise<void> {
   const before = written.get(sql) ?? 0;
   const after = before + count;
   written.set(sql, after);
   if (ANALYZE_AT.some((step) => before < step && after >= step)) await analyse(sql);
-  else if (before === 0 && after > 0) await analyseIfNeverAnalysed(sql);
+  else if (before === 0 && after > 0) await analyseIfNoStatistics(sql);
 }
 
 /**
  * Analyses `embeddings` when it holds rows but has no statistics: never analysed (fresh,
  * restored, or loaded by another tool), or analysed only while empty. Without them every
- * condition is a guess of ~1 row, and the planner may take the eviction index for the lookup.
+ * condition is a guess of ~1 row.
  */
-export async function analyseIfNeverAnalysed(sql: Sql): Promise<boolean> {
+export async function analyseIfNoStatistics(sql: Sql): Promise<boolean> {
   const [r] = await sql<{ due: boolean }[]>`
     SELECT NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'embeddings' AND attname = 'tenant_id')
       AND EXISTS (SELECT 1 FROM embeddings) AS due`;

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Sql } from './db.js';
-import { analyseIfNeverAnalysed } from './embeddings.js';
+import { analyseIfNoStatistics } from './embeddings.js';
 
 /** migrations/ at the package root, from src/store or dist/store alike. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -31,6 +31,6 @@ export async function migrate(sql: Sql, dir = MIGRATIONS_DIR): Promise<string[]>
     }
   });
   // A cache restored or loaded by other means has rows but no statistics: the lookup's plan needs them.
-  await analyseIfNeverAnalysed(sql);
+  await analyseIfNoStatistics(sql);
   return applied;
 }
