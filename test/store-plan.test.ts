@@ -35,10 +35,10 @@ async function write(tenantId: number, from: number, to: number, v = vector) {
   }
 }
 
-/** Rows written by another process (this one's ANALYZE steps do not see them). */
-async function writeElsewhere(tenantId: number, modelVersion: string, n: number) {
-  await sql`INSERT INTO embeddings (tenant_id, model, model_version, input_hash, dims, vector, tokens)
-    SELECT ${tenantId}, ${scope.model}, ${modelVersion}, sha256(('row ' || g)::bytea), 8, ${vector}, 3 FROM generate_series(1::int, ${n}::int) g`;
+/** Rows `row 1`..`row n` written in plain SQL, as another process or tool would (no ANALYZE steps of this one). */
+async function writeElsewhere(client: postgres.Sql, tenantId: number, modelVersion: string, n: number, v = vector) {
+  await client`INSERT INTO embeddings (tenant_id, model, model_version, input_hash, dims, vector, tokens)
+    SELECT ${tenantId}, ${scope.model}, ${modelVersion}, sha256(('row ' || g)::bytea), ${v.length / 4}, ${v}, 3 FROM generate_series(1::int, ${n}::int) g`;
 }
 
 const reltuples = async () => Number((await sql`SELECT reltuples FROM pg_class WHERE oid = 'embeddings'::regclass`)[0].reltuples);
@@ -137,10 +137,10 @@ describe('lookupVectors plan', () => {
 
   it('still probes the primary key for a tenant and a model version the last ANALYZE never saw', async () => {
     await sql`ANALYZE embeddings`; // tenants 1 and 2 only, one model version
-    await writeElsewhere(3, scope.modelVersion, 20_000);
+    await writeElsewhere(sql, 3, scope.modelVersion, 20_000);
     expectPrimaryKeyProbes(await plansOf([3], hashes(1)));
     expectPrimaryKeyProbes(await plansOf([3, 2], hashes(64)));
-    await writeElsewhere(1, 'v2', 20_000);
+    await writeElsewhere(sql, 1, 'v2', 20_000);
     const v2 = { ...scope, modelVersion: 'v2' };
     expectPrimaryKeyProbes(await plansOf([1], hashes(1), v2));
     expect((await lookupVectors(sql, [1], v2, hashes(3))).length).toBe(3);
@@ -178,10 +178,7 @@ describe('lookupVectors plan', () => {
       await migrate(server.sql);
       await server.sql`INSERT INTO tenants (id, name) VALUES (1, 'small')`;
       await server.sql`ANALYZE embeddings`;
-      const fill = (modelVersion: string, n: number) =>
-        server.sql`INSERT INTO embeddings (tenant_id, model, model_version, input_hash, dims, vector, tokens)
-          SELECT 1, ${scope.model}, ${modelVersion}, sha256(('row ' || g)::bytea), 1536, ${fullVector}, 3 FROM generate_series(1::int, ${n}::int) g`;
-      await fill(scope.modelVersion, 300);
+      await writeElsewhere(server.sql, 1, scope.modelVersion, 300, fullVector);
       expectPrimaryKeyProbes(await plansOf([1], hashes(6)));
       // The server's first write analyses a table with rows and no statistics.
       const stats = () => server.sql`SELECT 1 FROM pg_stats WHERE tablename = 'embeddings' AND attname = 'tenant_id'`;
@@ -189,7 +186,7 @@ describe('lookupVectors plan', () => {
       await insertVectors(server.sql, [{ tenantId: 1, scope, inputHash: hash('first write'), vector: fullVector, tokens: 3 }]);
       expect(await stats()).toHaveLength(1);
       await server.sql`ANALYZE embeddings`;
-      await fill('v3', 300);
+      await writeElsewhere(server.sql, 1, 'v3', 300, fullVector);
       expectPrimaryKeyProbes(await plansOf([1], hashes(128), { ...scope, modelVersion: 'v3' }));
     } finally {
       url = saved;
@@ -203,8 +200,7 @@ describe('lookupVectors plan', () => {
     try {
       await migrate(other);
       await other`INSERT INTO tenants (id, name) VALUES (1, 'plan-own')`;
-      await other`INSERT INTO embeddings (tenant_id, model, model_version, input_hash, dims, vector, tokens)
-        SELECT 1, ${scope.model}, ${scope.modelVersion}, sha256(('row ' || g)::bytea), 8, ${vector}, 3 FROM generate_series(1::int, 20000::int) g`;
+      await writeElsewhere(other, 1, scope.modelVersion, 20_000);
       await migrate(other);
       const [{ reltuples: n }] = await other`SELECT reltuples FROM pg_class WHERE oid = 'embeddings'::regclass`;
       expect(Number(n)).toBeGreaterThan(10_000);
