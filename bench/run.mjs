@@ -4,7 +4,7 @@
  *
  * Starts everything it needs itself (a throw-away PostgreSQL server, the shipped fake upstream,
  * the server under test from dist/, the reference servers), drives load from a separate
- * process (bench/lib/load.mjs, autocannon), and runs every scenario side by side with its
+ * process (bench/lib/load.mjs: wrk or autocannon), and runs every scenario side by side with its
  * reference in the same run. Prints a markdown report, writes bench/results/<timestamp>.json
  * and bench/results/latest.md (latest-<scenarios>.md for a partial run). Loopback only;
  * every load run is bounded in time.
@@ -25,6 +25,11 @@
  *   --accept-encoding v   hit: the server's accept-encoding (default the OpenAI SDK's 'gzip, deflate, br';
  *                         'none' sends none); each round also measures the server without it (identity)
  *   --profile             run the server under `node --cpu-prof` and summarise the profile
+ *   --load-gen wrk|autocannon  closed-loop load with one fixed body (hit, store-hit, workers):
+ *                         wrk (default when installed: apt-get install wrk) or autocannon;
+ *                         unique and mixed bodies always use autocannon
+ *   --jit-warmup <s>      miss: an unmeasured run through each server first, so that V8 has
+ *                         optimised it (default 20; 10 with --quick; 0 for none)
  *   --store embedded      the main server (hit, miss, mixed, ...) on the embedded store (PGlite in
  *                         DATA_DIR, no DATABASE_URL) instead of the bench's PostgreSQL
  *   --no-build            never rebuild dist/, even when src/ is newer
@@ -53,8 +58,13 @@ const ALL = ['hit', 'store-hit', 'miss', 'mixed', 'local', 'seed'];
 // ---------------------------------------------------------------------------------------------
 // Options
 
+/** Debian's `wrk` (apt-get install wrk), when installed: the default load generator for fixed bodies. */
+function wrkOnPath() {
+  return spawnSync('wrk', ['--version'], { stdio: 'ignore' }).error === undefined;
+}
+
 function parseArgs(argv) {
-  const o = { store: 'postgres', acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
+  const o = { store: 'postgres', loadGen: wrkOnPath() ? 'wrk' : 'autocannon', acceptEncoding: SDK_ACCEPT_ENCODING, rounds: 1, scenarios: [], quick: false, duration: null, connections: 32, minutes: 10, seedTexts: null, upstreamLatency: 20, profile: false, build: true, write: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -78,7 +88,15 @@ function parseArgs(argv) {
     else if (a === '--rounds') o.rounds = Math.round(num());
     else if (a === '--variants') o.variants = val().split(',').map((v) => v.trim()).filter(Boolean);
     else if (a === '--accept-encoding') o.acceptEncoding = val() === 'none' ? null : argv[i];
+    else if (a === '--jit-warmup') {
+      o.jitWarmup = Number(val());
+      if (!Number.isFinite(o.jitWarmup) || o.jitWarmup < 0) throw new Error('--jit-warmup needs seconds (0 for none)');
+    }
     else if (a === '--store') o.store = val();
+    else if (a === '--load-gen') {
+      o.loadGen = val();
+      if (!['wrk', 'autocannon'].includes(o.loadGen)) throw new Error('--load-gen is wrk or autocannon');
+    }
     else if (a === '--no-build') o.build = false;
     else if (a === '--no-write') o.write = false;
     else if (a === '--help' || a === '-h') o.help = true;
@@ -88,13 +106,14 @@ function parseArgs(argv) {
   }
   o.duration ??= o.quick ? 3 : 10;
   o.warmup = o.quick ? 1 : 2;
+  o.jitWarmup ??= o.quick ? 10 : 20;
   o.seedTexts ??= o.quick ? 10_000 : 100_000;
   o.mixedWarm = o.quick ? 2_000 : 10_000;
   o.scenarios = [...new Set(o.scenarios)];
   return o;
 }
 
-const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--store postgres|embedded] [--no-build] [--no-write]`;
+const USAGE = `usage: npm run bench -- <${SCENARIOS.join('|')}|all> [--duration s] [--quick] [--connections n] [--minutes n] [--seed-texts n] [--upstream-latency ms] [--rounds n] [--variants n1-base64-768,...] [--accept-encoding 'gzip, deflate, br'|none] [--profile] [--store postgres|embedded] [--load-gen wrk|autocannon] [--jit-warmup s] [--no-build] [--no-write]`;
 
 // ---------------------------------------------------------------------------------------------
 // Build
@@ -326,7 +345,7 @@ class Stack {
     const id = Math.random().toString(36).slice(2);
     const cfgFile = path.join(this.tmp, `load-${id}.json`);
     const resFile = path.join(this.tmp, `load-${id}.result.json`);
-    writeFileSync(cfgFile, JSON.stringify({ warmupS: this.opts.warmup, connections: this.opts.connections, ...cfg }));
+    writeFileSync(cfgFile, JSON.stringify({ warmupS: this.opts.warmup, connections: this.opts.connections, loadGen: this.opts.loadGen, ...cfg }));
     const limitS = cfg.workload.kind === 'seed' ? (cfg.maxSeconds ?? 600) + 30 : (cfg.warmupS ?? this.opts.warmup) + cfg.duration + 60;
     const t0 = performance.now();
     await new Promise((resolve, reject) => {
@@ -579,6 +598,21 @@ async function scenarioMiss(stack, o) {
   const run = (label, url, headers, family, conns, watch) =>
     stack.load({ label, url, path: '/v1/embeddings', headers, connections: conns, duration: o.duration, workload: { kind: 'unique', family: `${family}-${stack.nonce}`, model, encoding: enc, prefix: '' }, watch });
   const sd = { requests: 0, inputs: 0, hits: 0, misses: 0 };
+  // V8 optimises a server's code over its first seconds under load, and at a few hundred misses
+  // a second that takes a while: a fresh server spent 2,700 µs of CPU per miss at 8 connections
+  // in its first 8 s, 1,550 in the next 8 and 1,150 from then on. Every path gets the same
+  // unmeasured run first, so that the rounds compare servers in their steady state.
+  if (o.jitWarmup > 0) {
+    const paths = [
+      ['server', server.base, { authorization: `Bearer ${stack.key}` }],
+      ...(peer ? [['peer gateway', peer.base, peerGatewayHeaders(stack.upstream.url, stack.upstreamKey)]] : []),
+      ...floors.map((f) => [f.label, f.base, { authorization: `Bearer ${stack.upstreamKey}` }]),
+    ];
+    for (const [label, url, headers] of paths) {
+      log(`miss: JIT warm-up, ${o.jitWarmup} s through the ${label}`);
+      await stack.load({ label: `miss warm-up ${label}`, url, path: '/v1/embeddings', headers, connections: loads.at(-1), duration: o.jitWarmup, warmupS: 0, workload: { kind: 'unique', family: `missw-${label}-${stack.nonce}`, model, encoding: enc, prefix: '' }, watch: [] });
+    }
+  }
   const pairs = [];
   for (const conns of loads) {
     const rounds = [];
@@ -1269,7 +1303,7 @@ async function main() {
     '',
     `Machine: ${m.cpus} × ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB RAM, ${m.platform}; Node ${m.node}; ${m.postgres ?? 'PostgreSQL ?'}. ` +
       `Commit ${m.gitCommit?.slice(0, 10) ?? '?'}${m.gitDirtyServerFiles ? ` (+${m.gitDirtyServerFiles} uncommitted server files)` : ''}${build.stale ? ' (dist/ older than src/)' : ''}.`,
-    `Load: autocannon in a separate process, 1 thread, ${o.connections} connections, ${o.duration} s per measurement after ${o.warmup} s warm-up${o.quick ? ' (--quick)' : ''}${o.profile ? '; server under --cpu-prof (slower)' : ''}. Server, references, PostgreSQL and the load generator share the machine's ${m.cpus} cores.`,
+    `Load: ${o.loadGen === 'wrk' ? 'wrk for fixed bodies, autocannon for unique and mixed ones' : 'autocannon'}, in a separate process, 1 thread, ${o.connections} connections, ${o.duration} s per measurement after ${o.warmup} s warm-up${o.quick ? ' (--quick)' : ''}${o.profile ? '; server under --cpu-prof (slower)' : ''}. Server, references, PostgreSQL and the load generator share the machine's ${m.cpus} cores.`,
   ];
   const memRows = Object.entries(report.memory);
   const md = [

@@ -10,9 +10,16 @@
  *   seed    a fixed list of batches sent once each, `concurrency` at a time (bulk cold cache)
  * Latency percentiles are computed here from every response's exact time (autocannon's own
  * histogram rounds to whole milliseconds); autocannon's figures are kept as well.
+ *
+ * `loadGen: 'wrk'` drives a fixed body with wrk instead (Debian's `wrk`, one thread): a C load
+ * generator spends a fraction of autocannon's CPU per request, which on a 2-core machine is
+ * CPU the measured server gets back. Its percentiles are wrk's own, kept to the microsecond.
  */
 import http from 'node:http';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import autocannon from 'autocannon';
 import { rng, text, zipfSampler } from './texts.mjs';
 
@@ -186,6 +193,80 @@ async function runCannon() {
   };
 }
 
+/** A Lua string literal of any bytes (wrk's script sees it verbatim). */
+const luaString = (s) => `"${Buffer.from(s).toString('hex').replace(/../g, '\\x$&')}"`;
+
+/** One wrk run of `seconds`; resolves with its summary (written by the script's done()). */
+function wrk(dir, seconds, tag) {
+  const out = path.join(dir, `${tag}.json`);
+  const script = path.join(dir, `${tag}.lua`);
+  const headers = { 'content-type': 'application/json', ...(cfg.headers ?? {}) };
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = ${luaString(cfg.workload.body)}`,
+      ...Object.entries(headers).map(([k, v]) => `wrk.headers[${luaString(k)}] = ${luaString(v)}`),
+      // done() runs once, after every thread has stopped: os.clock() is then wrk's whole CPU time.
+      'done = function(summary, latency, requests)',
+      `  local f = io.open(${luaString(out)}, "w")`,
+      '  local e = summary.errors',
+      '  f:write(string.format(\'{"requests":%d,"durationUs":%d,"bytes":%d,"cpuSeconds":%.4f,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},"latencyUs":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}}\',',
+      '    summary.requests, summary.duration, summary.bytes, os.clock(), e.connect, e.read, e.write, e.status, e.timeout,',
+      '    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))',
+      '  f:close()',
+      'end',
+    ].join('\n'),
+  );
+  const url = new URL(cfg.path, cfg.url).href;
+  const args = ['-t1', `-c${cfg.connections}`, `-d${Math.max(1, Math.round(seconds))}s`, `--timeout`, `${cfg.timeoutS ?? 30}s`, '-s', script, url];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cfg.wrkPath ?? 'wrk', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`wrk exited with ${code}`));
+      try {
+        resolve(JSON.parse(readFileSync(out, 'utf8')));
+      } catch (err) {
+        reject(new Error(`wrk wrote no summary: ${err.message}`));
+      }
+    });
+  });
+}
+
+async function runWrk() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-wrk-'));
+  try {
+    if (cfg.warmupS > 0) await wrk(dir, cfg.warmupS, 'warmup');
+    const cpuEnd = cpuWindow();
+    const r = await wrk(dir, cfg.duration, 'run');
+    const e = r.errors;
+    const ok = r.requests - e.status;
+    const cpu = cpuEnd(ok);
+    const seconds = r.durationUs / 1e6;
+    const ms = (us) => Math.round(us) / 1000;
+    return {
+      seconds,
+      connections: cfg.connections,
+      overallRate: null,
+      requests: r.requests,
+      ok,
+      reqPerSec: ok / seconds,
+      inputsPerSec: (ok * (cfg.workload.inputsPerRequest ?? 1)) / seconds,
+      inputsSent: ok * (cfg.workload.inputsPerRequest ?? 1),
+      latencyMs: { count: r.requests, mean: ms(r.latencyUs.mean), p50: ms(r.latencyUs.p50), p90: ms(r.latencyUs.p90), p99: ms(r.latencyUs.p99), p999: ms(r.latencyUs.p999), max: ms(r.latencyUs.max) },
+      wrk: { bytes: r.bytes, errors: e },
+      non2xx: e.status,
+      errors: e.connect + e.read + e.write,
+      timeouts: e.timeout,
+      cpu,
+      wrkCpuSeconds: r.cpuSeconds,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Bulk: each batch sent once, `concurrency` requests in flight, over keep-alive connections. */
 async function runSeed() {
   const w = cfg.workload;
@@ -340,10 +421,15 @@ async function runPaced() {
 
 const cpuStart = process.cpuUsage();
 const wallStart = performance.now();
-const result = cfg.workload.kind === 'seed' ? await runSeed() : cfg.rate ? await runPaced() : await runCannon();
+const useWrk = cfg.loadGen === 'wrk' && cfg.workload.kind === 'fixed' && !cfg.rate;
+const result = cfg.workload.kind === 'seed' ? await runSeed() : cfg.rate ? await runPaced() : useWrk ? await runWrk() : await runCannon();
+result.loadGen = useWrk ? 'wrk' : cfg.rate ? 'undici (paced)' : cfg.workload.kind === 'seed' ? 'node:http' : 'autocannon';
 // The load generator's own CPU, % of one core (near 100 % means it, not the server, is the limit).
+// With wrk: wrk's CPU over its measured run (this process only waits on it meanwhile).
 const cpu = process.cpuUsage(cpuStart);
 result.machineBusyPct = machineBusyPct;
-result.loadGenCpuPct = Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - wallStart)) * 100);
+result.loadGenCpuPct = useWrk
+  ? Math.round((100 * result.wrkCpuSeconds) / result.seconds)
+  : Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - wallStart)) * 100);
 writeFileSync(resultPath, JSON.stringify(result));
 process.exit(0);
