@@ -28,33 +28,54 @@ function fakeStore() {
 }
 
 describe('LookupBatcher', () => {
-  it('sends the lookups of one turn for the same tenants and scope as one query and hands each its own rows', async () => {
+  it('sends a lookup at once when no query is in flight, without waiting a turn', async () => {
     const store = fakeStore();
     const b = new LookupBatcher(store.run, { maxInFlight: 4, maxHashes: 100 });
+    const a = b.lookup([7], scope, [h('x')]);
+    expect(store.calls).toHaveLength(1);
+    expect(store.calls[0].hashes).toEqual(['x']);
+    store.calls[0].answer([row(7, 'x')]);
+    expect(names(await a)).toEqual(['7:x']);
+    // Idle again: the next one goes at once too.
+    const c = b.lookup([7], scope, [h('y')]);
+    expect(store.calls).toHaveLength(2);
+    store.calls[1].answer([]);
+    expect(await c).toEqual([]);
+  });
+
+  it('sends the lookups of one turn while a query is in flight, same tenants and scope, as one query and hands each its own rows', async () => {
+    const store = fakeStore();
+    const b = new LookupBatcher(store.run, { maxInFlight: 4, maxHashes: 100 });
+    const first = b.lookup([7, 0], scope, [h('w')]);
     const a = b.lookup([7, 0], scope, [h('x'), h('y')]);
     const c = b.lookup([7, 0], scope, [h('y'), h('z')]);
     const d = b.lookup([7, 0], scope, [h('absent')]);
-    await nextTurn();
     expect(store.calls).toHaveLength(1);
+    await nextTurn();
+    expect(store.calls).toHaveLength(2);
     // Each distinct hash once.
-    expect(store.calls[0].hashes).toEqual(['x', 'y', 'z', 'absent']);
-    expect(store.calls[0].tenantIds).toEqual([7, 0]);
-    store.calls[0].answer([row(7, 'x'), row(0, 'y'), row(7, 'y'), row(0, 'z')]);
+    expect(store.calls[1].hashes).toEqual(['x', 'y', 'z', 'absent']);
+    expect(store.calls[1].tenantIds).toEqual([7, 0]);
+    store.calls[1].answer([row(7, 'x'), row(0, 'y'), row(7, 'y'), row(0, 'z')]);
     expect(names(await a)).toEqual(['0:y', '7:x', '7:y']);
     expect(names(await c)).toEqual(['0:y', '0:z', '7:y']);
     expect(await d).toEqual([]);
-    expect(b.queries).toBe(1);
+    store.calls[0].answer([row(7, 'w')]);
+    expect(names(await first)).toEqual(['7:w']);
+    expect(b.queries).toBe(2);
   });
 
   it('never mixes read tenants or scopes in one query', async () => {
     const store = fakeStore();
     const b = new LookupBatcher(store.run, { maxInFlight: 4, maxHashes: 100 });
+    const busy = b.lookup([9], scope, [h('x')]);
     const own = b.lookup([7], scope, [h('x')]);
     const shared = b.lookup([7, 0], scope, [h('x')]);
     const otherScope = b.lookup([7], other, [h('x')]);
     await nextTurn();
-    expect(store.calls.map((c) => `${c.tenantIds.join('+')}/${c.scope.modelVersion}`).sort()).toEqual(['7+0/1', '7/1', '7/2']);
-    for (const call of store.calls) call.answer([row(call.tenantIds.length === 2 ? 0 : 7, 'x')]);
+    expect(store.calls.map((c) => `${c.tenantIds.join('+')}/${c.scope.modelVersion}`).sort()).toEqual(['7+0/1', '7/1', '7/2', '9/1']);
+    for (const call of store.calls) call.answer([row(call.tenantIds[0] === 9 ? 9 : call.tenantIds.length === 2 ? 0 : 7, 'x')]);
+    expect(names(await busy)).toEqual(['9:x']);
     expect(names(await own)).toEqual(['7:x']);
     expect(names(await shared)).toEqual(['0:x']);
     expect(names(await otherScope)).toEqual(['7:x']);
@@ -63,13 +84,17 @@ describe('LookupBatcher', () => {
   it('fails every lookup of a failed query, and only those', async () => {
     const store = fakeStore();
     const b = new LookupBatcher(store.run, { maxInFlight: 4, maxHashes: 100 });
+    const busy = b.lookup([9], scope, [h('x')]);
     const a = b.lookup([1], scope, [h('x')]);
     const c = b.lookup([1], scope, [h('y')]);
     const elsewhere = b.lookup([2], scope, [h('x')]);
     await nextTurn();
     const failed = store.calls.find((call) => call.tenantIds[0] === 1)!;
+    expect(failed.hashes).toEqual(['x', 'y']);
     failed.fail(new Error('connection reset'));
     store.calls.find((call) => call.tenantIds[0] === 2)!.answer([row(2, 'x')]);
+    store.calls.find((call) => call.tenantIds[0] === 9)!.answer([]);
+    expect(await busy).toEqual([]);
     await expect(a).rejects.toThrow('connection reset');
     await expect(c).rejects.toThrow('connection reset');
     expect(names(await elsewhere)).toEqual(['2:x']);

@@ -30,8 +30,8 @@ interface Batch {
 
 /**
  * Merges the store lookups of concurrent requests: those that arrive in the same turn of the
- * event loop, or while every connection is busy, for the same read tenants and scope, go out
- * as one query, and each request gets back the rows of its own hashes. A request's lookup is
+ * event loop while a query is in flight, or while every connection is busy, for the same read
+ * tenants and scope, go out as one query (a lookup that finds the store idle goes at once), and each request gets back the rows of its own hashes. A request's lookup is
  * still in exactly one query (one round trip), and a busy server sends fewer, larger queries,
  * which cost PostgreSQL and the driver less per row than one query per request.
  * A failed query fails every lookup in it (each request then serves misses, as for any store
@@ -72,7 +72,15 @@ export class LookupBatcher {
     for (const h of hashes) batch.hashes.set(h.toString('latin1'), h);
     const b = batch;
     const promise = new Promise<StoredVector[]>((resolve, reject) => b.waiters.push({ hashes, resolve, reject }));
-    // Sent on the next turn, so that the requests read in this one join it.
+    // Nothing in flight: there is no traffic to merge with, so the lookup goes out now. Held for
+    // the next turn it went out a whole loop iteration later (postgres.js defers a small query's
+    // write by a turn of its own), which cost a miss 3 ms at p50 at 8 connections (bench miss:
+    // 27-28 ms against 30-32, 20 ms upstream) and a fifth of the throughput at 32.
+    if (this.inFlight === 0 && !this.scheduled) {
+      this.drain();
+      return promise;
+    }
+    // Queries in flight: sent on the next turn, so that the requests read in this one join it.
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
