@@ -115,6 +115,34 @@ describe('the CLI next to a running server', () => {
     expect((await cli(elsewhere, env, 'keys', 'list', '--tenant', 'seeder')).stdout).toMatch(/seed \(temporary\)\t\S+\t\d{4}-/);
   }, 240_000);
 
+  it('refuses a second server on the same DATA_DIR, saying why and what to do; the first keeps serving', async () => {
+    // Riding on the first server's database socket, a second one lost its database for good when the first stopped.
+    const second = spawn(process.execPath, ['--import', TSX, CLI, 'serve'], {
+      cwd: REPO,
+      env: bareEnv({ DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', UPSTREAM_BASE_URL: fake.url, UPSTREAM_API_KEY: 'up' }),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    second.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        second.kill('SIGKILL');
+        resolve(null);
+      }, 120_000);
+      second.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(1);
+    expect(stderr).toContain(`Another embedding-cache server is already running on DATA_DIR=${dataDir}`);
+    expect(stderr).toMatch(/Stop the other server first, or give this one its own DATA_DIR/);
+    // The first server, its record and its database are untouched.
+    expect((JSON.parse(readFileSync(path.join(dataDir, 'server.json'), 'utf8')) as { url: string }).url).toBe(url);
+    const key = (await cli(elsewhere, bareEnv({ DATA_DIR: dataDir }), 'keys', 'create', '--tenant', 'acme')).stdout.trim().split('\n').pop()!;
+    expect((await embed(key, 'still served by the first server')).status).toBe(200);
+  }, 240_000);
+
   it('removes DATA_DIR/server.json when the server stops', async () => {
     expect(server.exitCode).toBeNull();
     const exited = new Promise((r) => server.once('exit', r));

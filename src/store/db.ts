@@ -26,6 +26,11 @@ export interface DatabaseOptions {
   logger: Logger;
   /** Refuse (DatabaseMissingError) instead of creating an embedded database that is not there. */
   mustExist?: boolean;
+  /**
+   * Refuse (DatabaseInUseError) an embedded database another process already serves: a server
+   * must own its store, or it loses its database when that process stops. CLI commands attach.
+   */
+  exclusive?: boolean;
 }
 
 /**
@@ -64,6 +69,17 @@ export class DatabaseMissingError extends Error {
   }
 }
 
+export class DatabaseInUseError extends Error {
+  constructor(readonly location: Extract<DatabaseLocation, { kind: 'embedded' }>) {
+    super(
+      `Another embedding-cache server is already running on DATA_DIR=${location.dataDir} (its database socket ${location.socketPath} answers; ` +
+        `${path.join(location.dataDir, 'server.json')} says where it listens). This one did not start: it would use that server's database and lose it when that server stops. ` +
+        `Stop the other server first, or give this one its own DATA_DIR; to run several servers on one store, use PostgreSQL (DATABASE_URL=postgres://...).`,
+    );
+    this.name = 'DatabaseInUseError';
+  }
+}
+
 /** True where the location holds a database (embedded: pgdata/ or a live socket; PostgreSQL: always, its errors speak for it). */
 export async function databaseExists(location: DatabaseLocation): Promise<boolean> {
   if (location.kind === 'postgres') return true;
@@ -94,6 +110,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   }
   const { dataDir, socketPath, pgdata: dir } = location;
   if (await answers(socketPath)) {
+    if (opts.exclusive) throw new DatabaseInUseError(location);
     const sql = connectSocket(socketPath);
     return { sql, kind: 'embedded', insertBatchRows: INSERT_BATCH_ROWS.embedded, close: () => sql.end({ timeout: 5 }) };
   }
