@@ -115,8 +115,8 @@ export async function createServer(
   logger: Logger,
   opts: { backends?: BackendEntry[]; worker?: WorkerRole } = {},
 ): Promise<Server> {
-  // A cluster worker shares its primary's store; a server on its own must own an embedded one.
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: connectionsPerProcess(config), logger, exclusive: !opts.worker });
+  // A server owns its embedded store (config refuses WORKERS > 1 there); only CLI commands attach to it.
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: connectionsPerProcess(config), logger, exclusive: true });
   const redis = config.redisUrl ? connectRedis(config.redisUrl, logger, { commandTimeoutMs: config.redisCommandTimeoutMs }) : null;
   const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
   if (redis) cleanup.unshift(async () => redis.disconnect());
