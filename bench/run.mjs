@@ -595,22 +595,21 @@ async function scenarioMiss(stack, o) {
   } else peerNote = `The peer gateway is not measured: ${peerInstall.reason}`;
   if (peerNote) log(peerNote);
   const floors = await startMissFloors(stack, server, model, enc);
-  const run = (label, url, headers, family, conns, watch) =>
-    stack.load({ label, url, path: '/v1/embeddings', headers, connections: conns, duration: o.duration, workload: { kind: 'unique', family: `${family}-${stack.nonce}`, model, encoding: enc, prefix: '' }, watch });
+  const run = (label, url, headers, family, conns, watch, timing = { duration: o.duration }) =>
+    stack.load({ label, url, path: '/v1/embeddings', headers, connections: conns, ...timing, workload: { kind: 'unique', family: `${family}-${stack.nonce}`, model, encoding: enc, prefix: '' }, watch });
+  const directHeaders = { authorization: `Bearer ${stack.upstreamKey}` };
+  const serverHeaders = { authorization: `Bearer ${stack.key}` };
+  const peerHeaders = peerGatewayHeaders(stack.upstream.url, stack.upstreamKey);
   const sd = { requests: 0, inputs: 0, hits: 0, misses: 0 };
   // V8 optimises a server's code over its first seconds under load, and at a few hundred misses
   // a second that takes a while: a fresh server spent 2,700 µs of CPU per miss at 8 connections
   // in its first 8 s, 1,550 in the next 8 and 1,150 from then on. Every path gets the same
   // unmeasured run first, so that the rounds compare servers in their steady state.
   if (o.jitWarmup > 0) {
-    const paths = [
-      ['server', server.base, { authorization: `Bearer ${stack.key}` }],
-      ...(peer ? [['peer gateway', peer.base, peerGatewayHeaders(stack.upstream.url, stack.upstreamKey)]] : []),
-      ...floors.map((f) => [f.label, f.base, { authorization: `Bearer ${stack.upstreamKey}` }]),
-    ];
+    const paths = [['server', server.base, serverHeaders], ...(peer ? [['peer gateway', peer.base, peerHeaders]] : []), ...floors.map((f) => [f.label, f.base, directHeaders])];
     for (const [label, url, headers] of paths) {
       log(`miss: JIT warm-up, ${o.jitWarmup} s through the ${label}`);
-      await stack.load({ label: `miss warm-up ${label}`, url, path: '/v1/embeddings', headers, connections: loads.at(-1), duration: o.jitWarmup, warmupS: 0, workload: { kind: 'unique', family: `missw-${label}-${stack.nonce}`, model, encoding: enc, prefix: '' }, watch: [] });
+      await run(`miss warm-up ${label}`, url, headers, `missw-${label}`, loads.at(-1), [], { duration: o.jitWarmup, warmupS: 0 });
     }
   }
   const pairs = [];
@@ -622,21 +621,21 @@ async function scenarioMiss(stack, o) {
     for (let k = 0; k < o.rounds; k++) {
       const tag = `${conns} connections${o.rounds > 1 ? `, round ${k + 1}/${o.rounds}` : ''}`;
       log(`miss (${tag}): fake upstream directly (${o.upstreamLatency} ms latency)`);
-      const direct = await run('miss direct', stack.upstream.base, { authorization: `Bearer ${stack.upstreamKey}` }, `missd${conns}r${k}`, conns, [stack.upstream.pid]);
+      const direct = await run('miss direct', stack.upstream.base, directHeaders, `missd${conns}r${k}`, conns, [stack.upstream.pid]);
       log(`miss (${tag}): through the server`);
       const s0 = await stack.stats(server);
-      const via = await run('miss server', server.base, { authorization: `Bearer ${stack.key}` }, `miss${conns}r${k}`, conns, [server.pid, stack.upstream.pid]);
+      const via = await run('miss server', server.base, serverHeaders, `miss${conns}r${k}`, conns, [server.pid, stack.upstream.pid]);
       const d = statDelta(s0, await stack.stats(server));
       for (const key of Object.keys(sd)) sd[key] += d[key];
       let viaPeer = null;
       if (peer) {
         log(`miss (${tag}): through the peer gateway`);
-        viaPeer = await run('miss peer', peer.base, peerGatewayHeaders(stack.upstream.url, stack.upstreamKey), `missp${conns}r${k}`, conns, [peer.pid, stack.upstream.pid]);
+        viaPeer = await run('miss peer', peer.base, peerHeaders, `missp${conns}r${k}`, conns, [peer.pid, stack.upstream.pid]);
       }
       const floorRuns = {};
       for (const f of floors) {
         log(`miss (${tag}): through the ${f.label}`);
-        floorRuns[f.id] = await run(`miss ${f.id}`, f.base, { authorization: `Bearer ${stack.upstreamKey}` }, `miss${f.id}${conns}r${k}`, conns, [f.pid, stack.upstream.pid]);
+        floorRuns[f.id] = await run(`miss ${f.id}`, f.base, directHeaders, `miss${f.id}${conns}r${k}`, conns, [f.pid, stack.upstream.pid]);
       }
       rounds.push({ ...missRound(conns, direct, via, viaPeer), floors: floorRuns });
     }

@@ -422,8 +422,9 @@ async function runPaced() {
 const cpuStart = process.cpuUsage();
 const wallStart = performance.now();
 const useWrk = cfg.loadGen === 'wrk' && cfg.workload.kind === 'fixed' && !cfg.rate;
-const result = cfg.workload.kind === 'seed' ? await runSeed() : cfg.rate ? await runPaced() : useWrk ? await runWrk() : await runCannon();
-result.loadGen = useWrk ? 'wrk' : cfg.rate ? 'undici (paced)' : cfg.workload.kind === 'seed' ? 'node:http' : 'autocannon';
+const [loadGen, runner] = cfg.workload.kind === 'seed' ? ['node:http', runSeed] : cfg.rate ? ['undici (paced)', runPaced] : useWrk ? ['wrk', runWrk] : ['autocannon', runCannon];
+const result = await runner();
+result.loadGen = loadGen;
 // The load generator's own CPU, % of one core (near 100 % means it, not the server, is the limit).
 // With wrk: wrk's CPU over its measured run (this process only waits on it meanwhile).
 const cpu = process.cpuUsage(cpuStart);

@@ -31,9 +31,10 @@ interface Batch {
 /**
  * Merges the store lookups of concurrent requests: those that arrive in the same turn of the
  * event loop while a query is in flight, or while every connection is busy, for the same read
- * tenants and scope, go out as one query (a lookup that finds the store idle goes at once), and each request gets back the rows of its own hashes. A request's lookup is
- * still in exactly one query (one round trip), and a busy server sends fewer, larger queries,
- * which cost PostgreSQL and the driver less per row than one query per request.
+ * tenants and scope, go out as one query (a lookup that finds the store idle goes at once), and
+ * each request gets back the rows of its own hashes. A request's lookup is still in exactly
+ * one query (one round trip), and a busy server sends fewer, larger queries, which cost
+ * PostgreSQL and the driver less per row than one query per request.
  * A failed query fails every lookup in it (each request then serves misses, as for any store
  * failure); the caller bounds the wait (EmbedService's lookup timeout).
  */
