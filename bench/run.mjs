@@ -334,6 +334,18 @@ class Stack {
     return ref;
   }
 
+  /** The static ceiling server (bench/lib/static-server.mjs) answering POST /static/<name> with each of `bodies`' bytes. */
+  async startStatic(bodies, what, extraArgs = []) {
+    const files = {};
+    for (const [name, bytes] of Object.entries(bodies)) {
+      files[name] = path.join(this.tmp, `static-${Math.random().toString(36).slice(2)}-${name}.json`);
+      writeFileSync(files[name], bytes);
+    }
+    const bodiesFile = path.join(this.tmp, `static-bodies-${Math.random().toString(36).slice(2)}.json`);
+    writeFileSync(bodiesFile, JSON.stringify(files));
+    return this.startReference('static-server.mjs', ['--bodies', bodiesFile, ...extraArgs], what);
+  }
+
   async stop() {
     for (const s of this.stops.reverse()) await s().catch(() => {});
     this.stops = [];
@@ -445,13 +457,9 @@ async function scenarioHit(stack, o) {
       v.contentEncoding = res.headers.get('content-encoding') ?? 'identity';
       await res.arrayBuffer();
     }
-    const file = path.join(stack.tmp, `static-${v.name}.json`);
-    writeFileSync(file, again.body);
-    bodies[v.name] = file;
+    bodies[v.name] = again.body;
   }
-  const bodiesFile = path.join(stack.tmp, 'static-bodies.json');
-  writeFileSync(bodiesFile, JSON.stringify(bodies));
-  const ref = await stack.startReference('static-server.mjs', ['--bodies', bodiesFile], 'static ceiling server');
+  const ref = await stack.startStatic(bodies, 'static ceiling server');
 
   const auth = { authorization: `Bearer ${stack.key}` };
   const clientHeaders = o.acceptEncoding ? { ...auth, 'accept-encoding': o.acceptEncoding } : auth;
@@ -1006,6 +1014,8 @@ async function scenarioStoreHit(stack, o) {
   const rows = [];
   // The floor for one input: bare Fastify, one point lookup per request (bench/lib/bare-proxy.mjs).
   let floor = null;
+  // The ceiling for one input: the static server sending a hit's bytes, no lookup at all.
+  let ceiling = null;
   try {
     const [{ id: tenantId }] = await sql`SELECT id FROM tenants WHERE name = 'bench'`;
     // --variants picks n1-base64-1536, n64-base64-1536 and/or n1-distinct-base64-1536 here; a
@@ -1059,6 +1069,12 @@ async function scenarioStoreHit(stack, o) {
         log(`store-hit ${name}: raw postgres.js ${n === 1 ? 'point' : '= ANY'} lookups${tag}`);
         const raw = await rawLookups(stack, { poolSize, concurrency: o.connections, duration: o.duration, tenantId: Number(tenantId), model, modelVersion: stored[0].model_version, hashes, perLookup: n });
         let bare = null;
+        let staticRun = null;
+        if (n === 1 && !distinct) {
+          ceiling ??= await stack.startStatic({ hit: again.body }, 'static ceiling server');
+          log(`store-hit ${name}: static server, the same bytes, no lookup${tag}`);
+          staticRun = await stack.load({ label: `store-hit ${name} static`, url: ceiling.base, path: '/static/hit', headers: { authorization: `Bearer ${stack.key}` }, duration: o.duration, workload: fixed, watch: [ceiling.pid] });
+        }
         if (n === 1) {
           floor ??= await stack.startReference(
             'bare-proxy.mjs',
@@ -1070,7 +1086,8 @@ async function scenarioStoreHit(stack, o) {
         }
         const ratio = raw.lookupsPerSec > 0 ? srv.reqPerSec / raw.lookupsPerSec : null;
         const bareRatio = bare && raw.lookupsPerSec > 0 ? bare.reqPerSec / raw.lookupsPerSec : null;
-        rounds.push({ server: srv, raw, ratio, bare, bareRatio, misses: d.misses, unbatched, unbatchedRatio: unbatched && raw.lookupsPerSec > 0 ? unbatched.reqPerSec / raw.lookupsPerSec : null });
+        const staticRatio = staticRun && raw.lookupsPerSec > 0 ? staticRun.reqPerSec / raw.lookupsPerSec : null;
+        rounds.push({ server: srv, raw, ratio, bare, bareRatio, staticRun, staticRatio, misses: d.misses, unbatched, unbatchedRatio: unbatched && raw.lookupsPerSec > 0 ? unbatched.reqPerSec / raw.lookupsPerSec : null });
       }
       const pick = medianBy(rounds, (r) => r.ratio);
       rows.push({ variant: name, inputs: n, distinctTexts: distinct ?? null, ...pick, roundRatios: rounds.map((r) => round(r.ratio, 3)), missesDuringRun: rounds.reduce((a, r) => a + r.misses, 0) });
@@ -1108,7 +1125,15 @@ async function scenarioStoreHit(stack, o) {
           `${r.variant}, the floor (bare Fastify, sha256, one point lookup per request, base64 of the stored bytes; no auth, no coalescing, no batching), same rounds: ${fmtInt(r.bare.reqPerSec)} req/s, **${fmtPct(r.bareRatio)}** of raw, p50 / p99 ${fmtMs(r.bare.latencyMs.p50)} / ${fmtMs(r.bare.latencyMs.p99)} ms, ${fmtUs(r.bare, floor.pid)} µs CPU/req; the server is ${fmtPct(r.server.reqPerSec / r.bare.reqPerSec)} of the floor.`,
       ),
     '',
-    busyNote(rows.flatMap((r) => [r.server, r.bare].filter(Boolean))),
+    ...rows
+      .filter((r) => r.staticRun)
+      .map(
+        (r) =>
+          `${r.variant}, the ceiling (the static server sending this hit's bytes after parsing the request, no lookup at all), same rounds: ${fmtInt(r.staticRun.reqPerSec)} req/s, **${fmtPct(r.staticRatio)}** of raw, ${fmtUs(r.staticRun, ceiling.pid)} µs CPU/req. ` +
+          `The target, 80 % of raw (${fmtInt(0.8 * r.raw.lookupsPerSec)} req/s), is ${fmtPct(r.staticRatio > 0 ? 0.8 / r.staticRatio : null)} of what a server that only sends these bytes reaches here; the server is at ${fmtPct(r.server.reqPerSec / r.staticRun.reqPerSec)} of it.`,
+      ),
+    '',
+    busyNote(rows.flatMap((r) => [r.server, r.bare, r.staticRun].filter(Boolean))),
   ].join('\n');
   return { results: rows, markdown: md + (profiles ? `\n\n${profiles.markdown}` : ''), targets };
 }
@@ -1137,14 +1162,23 @@ async function scenarioWorkers(stack, o) {
   const workerPids = childPids(many.pid);
   if (workerPids.length < n) throw new Error(`workers: ${workerPids.length} of ${n} workers running`);
   const body = JSON.stringify({ model: MODELS[1536], input: text(`workers-${stack.nonce}`, 0), encoding_format: 'base64' });
+  let hitBytes = null;
   for (const server of [one, many]) {
     const r = await request(server.base, '/v1/embeddings', { key: stack.key, body });
     if (r.status !== 200) throw new Error(`workers warm-up: ${r.status} ${r.body.toString().slice(0, 300)}`);
+    hitBytes ??= r.body;
   }
+  // The machine's own ceiling for adding processes: the static server (the same response bytes,
+  // nothing else done) with 1 and with N processes on one port, in the same rounds.
+  const static1 = await stack.startStatic({ hit: hitBytes }, 'static server, 1 process');
+  const staticN = await stack.startStatic({ hit: hitBytes }, `static server, ${n} processes`, ['--workers', String(n)]);
+  for (let k = 0; k < 600 && childPids(staticN.pid).length < n; k++) await sleep(100);
+  const staticPids = childPids(staticN.pid);
   const fixed = { kind: 'fixed', body, inputsPerRequest: 1 };
   const headers = { authorization: `Bearer ${stack.key}` };
   const cpuPct = (run, pids) => pids.reduce((a, pid) => a + (cpuOf(run, pid)?.pctOfCore ?? 0), 0);
   const cpuUs = (run, pids) => pids.reduce((a, pid) => a + (cpuOf(run, pid)?.usPerRequest ?? 0), 0);
+  const perCore = (ratio) => (ratio === null ? null : (ratio - 1) / (n - 1));
   const rounds = [];
   for (let k = 0; k < o.rounds; k++) {
     const tag = o.rounds > 1 ? ` (round ${k + 1}/${o.rounds})` : '';
@@ -1153,14 +1187,17 @@ async function scenarioWorkers(stack, o) {
     const r1 = await stack.load({ label: 'workers 1', url: one.base, path: '/v1/embeddings', headers, duration: o.duration, workload: fixed, watch: [one.pid] });
     log(`workers: WORKERS=${n}${tag}`);
     const rn = await stack.load({ label: `workers ${n}`, url: many.base, path: '/v1/embeddings', headers, duration: o.duration, workload: fixed, watch: [many.pid, ...workerPids] });
+    log(`workers: static server, 1 and ${n} processes${tag}`);
+    const s1 = await stack.load({ label: 'workers static 1', url: static1.base, path: '/static/hit', headers, duration: o.duration, workload: fixed, watch: [static1.pid] });
+    const sn = await stack.load({ label: `workers static ${n}`, url: staticN.base, path: '/static/hit', headers, duration: o.duration, workload: fixed, watch: [staticN.pid, ...staticPids] });
     const ratio = r1.reqPerSec > 0 ? rn.reqPerSec / r1.reqPerSec : null;
-    rounds.push({ one: r1, many: rn, ratio, perAddedCore: ratio === null ? null : (ratio - 1) / (n - 1) });
+    const staticRatio = s1.reqPerSec > 0 ? sn.reqPerSec / s1.reqPerSec : null;
+    rounds.push({ one: r1, many: rn, ratio, perAddedCore: perCore(ratio), static1: s1, staticN: sn, staticRatio, staticPerAddedCore: perCore(staticRatio) });
   }
-  await many.stop();
-  await one.stop();
+  await Promise.all([many.stop(), one.stop(), static1.stop(), staticN.stop()]);
   const pick = medianBy(rounds, (r) => r.ratio);
   const cpuRatio = cpuUs(pick.one, [one.pid]) > 0 ? cpuUs(pick.many, [many.pid, ...workerPids]) / cpuUs(pick.one, [one.pid]) : null;
-  const result = { cores, workers: n, ...pick, cpuPerRequestRatio: cpuRatio, roundRatios: rounds.map((r) => round(r.ratio, 3)), workerPids };
+  const result = { cores, workers: n, ...pick, cpuPerRequestRatio: cpuRatio, roundRatios: rounds.map((r) => round(r.ratio, 3)), staticRoundRatios: rounds.map((r) => round(r.staticRatio, 3)), workerPids };
   const targets = [{ target: `workers: hit throughput grows >= 0.7 x per added core (WORKERS=${n} vs 1)`, value: round(pick.perAddedCore, 2), met: pick.perAddedCore !== null && pick.perAddedCore >= 0.7 }];
   const row = (label, run, pids) =>
     `| ${label} | ${fmtInt(run.reqPerSec)} | ${fmtMs(run.latencyMs.p50)} / ${fmtMs(run.latencyMs.p99)} | ${cpuPct(run, pids)} % | ${fmtInt(cpuUs(run, pids))} | ${run.loadGenCpuPct ?? '-'} % | ${run.machineBusyPct ?? '-'} % |`;
@@ -1171,12 +1208,17 @@ async function scenarioWorkers(stack, o) {
     '|---|---:|---:|---:|---:|---:|---:|',
     row('WORKERS=1', pick.one, [one.pid]),
     row(`WORKERS=${n}`, pick.many, [many.pid, ...workerPids]),
+    row('static server, 1 process', pick.static1, [static1.pid]),
+    row(`static server, ${n} processes`, pick.staticN, [staticN.pid, ...staticPids]),
     '',
     `**ratio ${round(pick.ratio, 2)} ×, ${round(pick.perAddedCore, 2)} × per added core** (rounds: ${rounds.map((r) => round(r.ratio, 2)).join(', ')}). ` +
       `CPU per request, WORKERS=${n} / WORKERS=1: ${round(cpuRatio, 2)} × (what the workers cost beyond one process, whatever the machine gave them). ` +
       `The load generator runs on the same ${cores} cores: when the server's processes plus the load generator use all of them, the figure measures the machine, not the scaling.`,
     '',
-    busyNote(rounds.flatMap((r) => [r.one, r.many])),
+    `The machine's own ceiling, same rounds: the static server (these response bytes and nothing else, through node:cluster as \`serve\` runs its workers) grows ${round(pick.staticRatio, 2)} × with ${n} processes, **${round(pick.staticPerAddedCore, 2)} × per added core** (rounds: ${rounds.map((r) => round(r.staticPerAddedCore, 2)).join(', ')}); ` +
+      `the server's figure is ${fmtPct(pick.staticPerAddedCore > 0 ? pick.perAddedCore / pick.staticPerAddedCore : null)} of it.`,
+    '',
+    busyNote(rounds.flatMap((r) => [r.one, r.many, r.static1, r.staticN])),
   ].join('\n');
   return { results: result, markdown: md, targets };
 }
