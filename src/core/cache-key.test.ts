@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { cacheScope, inputHash, memoryKey } from './cache-key.js';
+import { cacheScope, hashBytes, inputHash, memoryKey } from './cache-key.js';
 import type { ModelSpec } from './types.js';
 
 const spec: ModelSpec = {
@@ -17,22 +17,28 @@ const spec: ModelSpec = {
 
 describe('cache keys', () => {
   it('hash the exact input: no case or whitespace folding', () => {
-    const h = (text: string) => inputHash({ kind: 'text', text }).toString('hex');
+    const h = (text: string) => hashBytes(inputHash({ kind: 'text', text })).toString('hex');
     expect(h('Hello')).not.toBe(h('hello'));
     expect(h('a b')).not.toBe(h('a  b'));
     expect(h('x')).toBe(h('x'));
-    expect(inputHash({ kind: 'text', text: 'x' })).toHaveLength(32);
+    expect(hashBytes(inputHash({ kind: 'text', text: 'x' }))).toHaveLength(32);
   });
 
   it('is sha256 over a type tag and the UTF-8 text', () => {
     const want = createHash('sha256').update(Buffer.from([0])).update('héllo', 'utf8').digest('hex');
-    expect(inputHash({ kind: 'text', text: 'héllo' }).toString('hex')).toBe(want);
+    expect(hashBytes(inputHash({ kind: 'text', text: 'héllo' })).toString('hex')).toBe(want);
+  });
+
+  it('hashes token ids as a tag and their int32 bytes, as rows already stored were keyed', () => {
+    const ids = Int32Array.from([1, 2, 70000]);
+    const want = createHash('sha256').update(Buffer.from([1])).update(Buffer.from(ids.buffer)).digest();
+    expect(hashBytes(inputHash({ kind: 'tokens', ids: [1, 2, 70000] })).equals(want)).toBe(true);
   });
 
   it('never lets token ids collide with a text', () => {
-    const tokens = inputHash({ kind: 'tokens', ids: [1, 2, 3] }).toString('hex');
-    expect(tokens).not.toBe(inputHash({ kind: 'text', text: '1,2,3' }).toString('hex'));
-    expect(tokens).not.toBe(inputHash({ kind: 'tokens', ids: [1, 2, 4] }).toString('hex'));
+    const tokens = inputHash({ kind: 'tokens', ids: [1, 2, 3] });
+    expect(tokens).not.toBe(inputHash({ kind: 'text', text: '1,2,3' }));
+    expect(tokens).not.toBe(inputHash({ kind: 'tokens', ids: [1, 2, 4] }));
   });
 
   it('scopes by model and task type, shared by the aliases of one model', () => {

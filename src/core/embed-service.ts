@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { Accumulator } from './accumulator.js';
-import { cacheScope, inputHash, memoryKey } from './cache-key.js';
+import { cacheScope, hashBytes, inputHash, memoryKey } from './cache-key.js';
 import { vectorToBytes } from './codec.js';
 import { addCounters, PUBLIC_TENANT_ID, type CacheScope, type HitCount, type NewRow, type StoredVector, type UsageDelta } from './domain.js';
 import { DomainError } from './errors.js';
@@ -67,10 +67,19 @@ export interface EmbedServiceDeps {
 interface Slot {
   /** Own tenant's memory key: in-process maps (hot cache, in-flight) use it. */
   key: string;
-  hash: Buffer;
+  /** inputHash(): base64 of the input's sha256 (the store's bytes only when it is asked). */
+  hash: string;
   input: EmbedInput;
   value: CachedVector | null;
   cached: boolean;
+}
+
+/** Hits on one row since the last flush, its hash as the slot has it (see countHit). */
+interface PendingHits {
+  tenantId: number;
+  scope: CacheScope;
+  hash: string;
+  hits: number;
 }
 
 /** What one request's pipeline works within, resolved once. */
@@ -99,7 +108,7 @@ interface EmbedContext {
  */
 export class EmbedService {
   private readonly inflight: InFlightRegistry;
-  private readonly hitCounts: Accumulator<HitCount>;
+  private readonly hitCounts: Accumulator<PendingHits>;
   private readonly usage: Accumulator<UsageDelta>;
   private readonly rows: RowWriter;
   /** Dimension fixed by the first valid answer, for models that do not declare one. */
@@ -120,11 +129,12 @@ export class EmbedService {
     // rows instead of one each (bench miss: 1.48 PostgreSQL transactions per miss at 8
     // connections with 2 ms); this process serves those rows from memory meanwhile.
     this.rows = new RowWriter(deps.store, deps.logger, { delayMs: 10, maxBatch: 2000, maxPending: 200_000, backpressureBytes: deps.rowBackpressureBytes, onDrop: dropped('rows') });
-    this.hitCounts = new Accumulator<HitCount>({
+    this.hitCounts = new Accumulator<PendingHits>({
       name: 'hits',
       intervalMs,
       merge: (a, b) => void (a.hits += b.hits),
-      write: (batch) => deps.store.recordHits(batch),
+      // The hash's bytes once per row and flush, not once per hit.
+      write: (batch) => deps.store.recordHits(batch.map((h): HitCount => ({ tenantId: h.tenantId, scope: h.scope, inputHash: hashBytes(h.hash), hits: h.hits }))),
       logger: deps.logger,
       maxEntries,
       onDrop: dropped('hit_counts'),
@@ -217,7 +227,7 @@ export class EmbedService {
     const byHash = new Map<string, StoredVector>();
     for (const row of found) byHash.set(row.inputHash.toString('base64'), row);
     for (const slot of mine) {
-      const row = byHash.get(slot.hash.toString('base64'));
+      const row = byHash.get(slot.hash);
       if (!row) continue;
       slot.value = { bytes: row.vector, tokens: row.tokens };
       slot.cached = true;
@@ -240,7 +250,7 @@ export class EmbedService {
       timer = setTimeout(() => resolve('timeout'), this.lookupTimeoutMs);
     });
     try {
-      const call = this.deps.store.lookup(ctx.readTenants, ctx.scope, mine.map((s) => s.hash));
+      const call = this.deps.store.lookup(ctx.readTenants, ctx.scope, mine.map((s) => hashBytes(s.hash)));
       call.catch(() => {}); // it may settle after the deadline
       const r = await Promise.race([call, deadline]);
       if (r === 'timeout') return this.storeFailed('timeout');
@@ -316,10 +326,11 @@ export class EmbedService {
     const rows: NewRow[] = [];
     missing.forEach((slot, i) => {
       slot.value = values[i];
+      const inputHash = hashBytes(slot.hash);
       for (const t of ctx.writeTenants) {
         // The epoch the tenant had when authenticated: a clear since then drops the row at insert.
         const cacheEpoch = t === ctx.tenant.id ? ctx.tenant.cacheEpoch : undefined;
-        rows.push({ tenantId: t, scope: ctx.scope, inputHash: slot.hash, vector: values[i].bytes, tokens: values[i].tokens, cacheEpoch });
+        rows.push({ tenantId: t, scope: ctx.scope, inputHash, vector: values[i].bytes, tokens: values[i].tokens, cacheEpoch });
         if (this.undropped(ctx, t)) this.deps.hot.set(memoryKey(t, ctx.scope, slot.hash), values[i], t);
       }
       this.settle(slot, { value: values[i], cached: false });
@@ -360,15 +371,15 @@ export class EmbedService {
     return { spec: ctx.spec, items, hits, promptTokens, missTokens: promptTokens - hitTokens, storeAvailable, backendMs };
   }
 
-  private hotGetPublic(scope: CacheScope, hash: Buffer): { value: CachedVector; tenantId: number; key: string } | undefined {
+  private hotGetPublic(scope: CacheScope, hash: string): { value: CachedVector; tenantId: number; key: string } | undefined {
     const key = memoryKey(PUBLIC_TENANT_ID, scope, hash);
     const value = this.deps.hot.get(key);
     return value ? { value, tenantId: PUBLIC_TENANT_ID, key } : undefined;
   }
 
   /** `key` is the row's memory key (tenant, scope, hash): one counter per row. */
-  private countHit(key: string, tenantId: number, scope: CacheScope, inputHash: Buffer): void {
-    this.hitCounts.add(key, { tenantId, scope, inputHash, hits: 1 });
+  private countHit(key: string, tenantId: number, scope: CacheScope, hash: string): void {
+    this.hitCounts.add(key, { tenantId, scope, hash, hits: 1 });
   }
 
   private recordUsage(tenantId: number, model: string, d: Omit<UsageDelta, 'tenantId' | 'day' | 'model'>): void {
